@@ -1,0 +1,388 @@
+"""FaceTrace: the one engine object the CLI (and the API) call.
+
+It wires the metadata store, the vector index, the face analyzer and the event
+sink from :class:`~facetrace.config.Settings`, keeps them consistent, and offers
+the verbs: register sources, ingest, search, verify, stats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from facetrace.config import Settings
+from facetrace.errors import (
+    ModelMismatchError,
+    SourceBlockedError,
+    UnknownSourceError,
+    UsageError,
+)
+from facetrace.events import (
+    Event,
+    EventSink,
+    IngestCompleted,
+    SearchPerformed,
+    SourceRegistered,
+    VerifyPerformed,
+)
+from facetrace.index.base import VectorIndex
+from facetrace.ingest.folder import folder_tasks
+from facetrace.ingest.pipeline import IngestPipeline, ItemOutcome
+from facetrace.ingest.tasks import PhotoTask
+from facetrace.search import rank_matches
+from facetrace.store.repository import SourceRecord, Store
+from facetrace.types import IngestSummary, SearchResult, Stats, VerifyResult
+from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
+from facetrace.vision.imaging import DecodedImage, decode_image, read_image_bytes
+
+Clock = Callable[[], datetime]
+
+SOURCE_KINDS = ("folder", "url-list", "warc", "web")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreEventSink:
+    """Writes each event as a row of the store's ``events`` table."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def track(self, event: Event) -> None:
+        self.store.record_event(event.kind, event.actor, event.at, event.payload())
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What :meth:`FaceTrace.reconcile` repaired."""
+
+    added_to_index: int
+    removed_from_index: int
+    thumbnails_removed: int
+
+
+def index_name(model_id: str) -> str:
+    """File-safe index name for a model: one index per embedding model."""
+    return "faces_" + re.sub(r"[^A-Za-z0-9_]+", "_", model_id)
+
+
+class FaceTrace:
+    """The engine. Build with :meth:`open`; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        index: VectorIndex,
+        analyzer: FaceAnalyzer,
+        clock: Clock = utc_now,
+        events: EventSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.index = index
+        self.analyzer = analyzer
+        self.clock = clock
+        self.events: EventSink = events if events is not None else StoreEventSink(store)
+        self.home = settings.home
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        analyzer: FaceAnalyzer | None = None,
+        clock: Clock = utc_now,
+        reconcile: bool = True,
+    ) -> FaceTrace:
+        """Open (creating if needed) the gallery in ``settings.home`` and repair it."""
+        from facetrace.index.factory import open_index
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        analyzer = analyzer if analyzer is not None else build_analyzer(settings)
+        store = Store.open(settings.resolved_database_url)
+        others = [m for m in store.model_ids() if m != analyzer.model_id]
+        if others:
+            store.close()
+            raise ModelMismatchError(
+                f"this gallery holds embeddings of model {others[0]!r}, but the configured "
+                f"model is {analyzer.model_id!r}; use the matching embedder or a new home"
+            )
+        index = open_index(settings, analyzer.embedder.dim, index_name(analyzer.model_id))
+        engine = cls(settings, store=store, index=index, analyzer=analyzer, clock=clock)
+        if reconcile:
+            engine.reconcile()
+        return engine
+
+    def close(self) -> None:
+        self.index.close()
+        self.store.close()
+
+    def __enter__(self) -> FaceTrace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def track_event(self, event: Event) -> None:
+        """The one path by which auditable events are recorded."""
+        self.events.track(event)
+
+    # --- consistency -------------------------------------------------------
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.home / "thumbs"
+
+    def reconcile(self) -> ReconcileReport:
+        """Make the index and thumbnails agree with the store (the source of truth).
+
+        Adds committed faces missing from the index, removes index entries with
+        no face row, and deletes thumbnail files no face refers to.
+        """
+        model_id = self.analyzer.model_id
+        dim = self.analyzer.embedder.dim
+        db_ids = self.store.face_ids(model_id)
+        idx_ids = self.index.ids()
+        orphans = np.setdiff1d(idx_ids, db_ids, assume_unique=True)
+        missing = np.setdiff1d(db_ids, idx_ids, assume_unique=True)
+        removed = self.index.remove(orphans) if orphans.size else 0
+        added = 0
+        for start in range(0, missing.size, 10_000):
+            chunk = [int(i) for i in missing[start : start + 10_000]]
+            embs = self.store.embeddings(chunk, dim)
+            ids = np.asarray(list(embs), dtype=np.int64)
+            if ids.size:
+                self.index.add(ids, np.stack([embs[int(i)] for i in ids]))
+                added += int(ids.size)
+        thumbs_removed = 0
+        if self.thumbs_dir.exists():
+            referenced = self.store.thumbnails()
+            for path in self.thumbs_dir.rglob("*"):
+                if path.is_file() and path.relative_to(self.home).as_posix() not in referenced:
+                    path.unlink(missing_ok=True)
+                    thumbs_removed += 1
+        if removed or added:
+            self.index.save()
+        return ReconcileReport(added, removed, thumbs_removed)
+
+    # --- sources -----------------------------------------------------------
+
+    def add_source(
+        self,
+        name: str,
+        *,
+        lawful_basis: str,
+        kind: str = "folder",
+        jurisdiction: str | None = None,
+        policy: dict[str, Any] | None = None,
+        actor: str = "local",
+    ) -> SourceRecord:
+        """Register a source with its lawful basis; nothing is collected without one."""
+        name = name.strip()
+        if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}", name):
+            raise UsageError(
+                "a source name is 1-200 letters, digits, '.', '_', ':' or '-', "
+                "starting with a letter or digit"
+            )
+        if not lawful_basis.strip():
+            raise UsageError("a source needs a lawful basis (--basis)")
+        if kind not in SOURCE_KINDS:
+            raise UsageError(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
+        record = self.store.add_source(
+            name,
+            kind=kind,
+            lawful_basis=lawful_basis.strip(),
+            jurisdiction=jurisdiction,
+            policy=policy or {},
+            now=self.clock(),
+        )
+        self.track_event(
+            SourceRegistered(
+                actor=actor,
+                at=self.clock(),
+                name=name,
+                source_kind=kind,
+                lawful_basis=record.lawful_basis,
+                jurisdiction=jurisdiction,
+            )
+        )
+        return record
+
+    def source(self, name: str) -> SourceRecord:
+        """The registered source named ``name``, usable for collection."""
+        record = self.store.get_source(name)
+        if record is None:
+            raise UnknownSourceError(
+                f"source {name!r} is not registered; register it first with "
+                f"'facetrace sources add {name} --basis \"<lawful basis>\"'"
+            )
+        if record.status != "active":
+            raise SourceBlockedError(f"source {name!r} is {record.status}; nothing is collected")
+        return record
+
+    # --- ingest ------------------------------------------------------------
+
+    def ingest_tasks(
+        self,
+        tasks: Iterable[PhotoTask],
+        *,
+        source: str,
+        workers: int | None = None,
+        on_item: Callable[[ItemOutcome], None] | None = None,
+        actor: str = "local",
+    ) -> IngestSummary:
+        """Ingest photo tasks into ``source``; per-item errors are in the summary."""
+        record = self.source(source)
+        pipeline = IngestPipeline(
+            settings=self.settings,
+            store=self.store,
+            index=self.index,
+            analyzer=self.analyzer,
+            thumbs_dir=self.thumbs_dir,
+            clock=self.clock,
+        )
+        summary = pipeline.run(tasks, record, workers=workers, on_item=on_item)
+        self.track_event(
+            IngestCompleted(
+                actor=actor,
+                at=self.clock(),
+                source=source,
+                photos_seen=summary.photos_seen,
+                photos_added=summary.photos_added,
+                duplicates=summary.duplicates,
+                faces_added=summary.faces_added,
+                errors=len(summary.errors),
+            )
+        )
+        return summary
+
+    def ingest_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        source: str,
+        workers: int | None = None,
+        on_item: Callable[[ItemOutcome], None] | None = None,
+        actor: str = "local",
+    ) -> IngestSummary:
+        """Ingest files and folders (recursively) into ``source``."""
+        self.source(source)
+        return self.ingest_tasks(
+            folder_tasks(paths, self.clock),
+            source=source,
+            workers=workers,
+            on_item=on_item,
+            actor=actor,
+        )
+
+    # --- search ------------------------------------------------------------
+
+    def _decode(self, photo: Path | bytes) -> DecodedImage:
+        data = (
+            photo
+            if isinstance(photo, bytes)
+            else read_image_bytes(Path(photo), self.settings.max_image_bytes)
+        )
+        return decode_image(
+            data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+        )
+
+    def search(
+        self,
+        photo: Path | bytes,
+        *,
+        case_id: str,
+        reason: str,
+        top_k: int | None = None,
+        actor: str = "local",
+    ) -> SearchResult:
+        """Search every face of ``photo``; matches are ranked nearest first.
+
+        Every search needs a case ID and a reason; it is recorded before the
+        results are returned.
+        """
+        if not case_id or not case_id.strip():
+            raise UsageError("every search needs a case ID (--case)")
+        if not reason or not reason.strip():
+            raise UsageError("every search needs a reason (--reason)")
+        k = top_k or self.settings.top_k
+        if k < 1:
+            raise UsageError("top-k must be at least 1")
+        image = self._decode(photo)
+        faces = self.analyzer.analyze(image.pixels, with_thumbnails=False)
+        probes = [(f.bbox, f.quality, f.embedding) for f in faces]
+        results = rank_matches(
+            index=self.index,
+            store=self.store,
+            home=self.home,
+            probes=probes,
+            top_k=k,
+            threshold=self.settings.match_threshold,
+        )
+        result = SearchResult(
+            faces=results, gallery_size=self.index.count(), probe_sha256=image.sha256
+        )
+        self.track_event(
+            SearchPerformed(
+                actor=actor,
+                at=self.clock(),
+                case_id=case_id.strip(),
+                reason=reason.strip(),
+                probe_sha256=image.sha256,
+                gallery_size=result.gallery_size,
+                probe_faces=len(results),
+                results=[(m.face_id, round(m.distance, 6)) for f in results for m in f.matches],
+            )
+        )
+        return result
+
+    def verify(
+        self, photo_a: Path | bytes, photo_b: Path | bytes, *, actor: str = "local"
+    ) -> VerifyResult:
+        """Compare the largest face of each photo (1:1)."""
+        embeddings = []
+        shas = []
+        for label, photo in (("first", photo_a), ("second", photo_b)):
+            image = self._decode(photo)
+            faces = self.analyzer.embed_image(image.pixels)
+            if faces.shape[0] == 0:
+                raise UsageError(f"no face found in the {label} photo")
+            embeddings.append(faces[0])
+            shas.append(image.sha256)
+        distance = float(np.linalg.norm(embeddings[0] - embeddings[1]))
+        threshold = self.settings.match_threshold
+        result = VerifyResult(
+            same_person=distance < threshold, distance=distance, threshold=threshold
+        )
+        self.track_event(
+            VerifyPerformed(
+                actor=actor,
+                at=self.clock(),
+                probe_sha256=shas[0],
+                other_sha256=shas[1],
+                distance=distance,
+                same_person=result.same_person,
+            )
+        )
+        return result
+
+    def stats(self) -> Stats:
+        return self.store.stats(indexed=self.index.count())

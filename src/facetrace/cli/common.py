@@ -1,0 +1,107 @@
+"""Shared CLI plumbing: settings from the context, engine opening, errors, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from facetrace.config import Settings
+from facetrace.errors import ConfigError, FaceTraceError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The Settings the root command built (``ctx.obj``)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        raise ConfigError("settings were not initialised")
+    return root.obj
+
+
+def build_settings(home: str | None) -> Settings:
+    """Settings from the environment, with ``--home`` taking precedence."""
+    try:
+        return Settings(home=home) if home else Settings()  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first.get('msg')}") from exc
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    # Plain write: one line, never wrapped by the terminal width.
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn facetrace errors into a one-line message and exit status 2 (never a traceback).
+
+    Unexpected errors exit 1 with one line; set FACETRACE_DEBUG=1 to see the traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FaceTraceError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except Exception as exc:
+            if os.environ.get("FACETRACE_DEBUG"):
+                raise
+            raise fail(
+                f"unexpected {type(exc).__name__}: {exc} (set FACETRACE_DEBUG=1 for details)",
+                EXIT_INTERNAL,
+            ) from None
+
+    return wrapper
+
+
+@contextmanager
+def opened(ctx: typer.Context) -> Iterator[Any]:
+    """Open the engine for the command's settings and close it afterwards."""
+    from facetrace.app import FaceTrace
+
+    engine = FaceTrace.open(settings_from(ctx))
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def actor_name() -> str:
+    """The local actor: ``local:<os user>``."""
+    try:
+        import getpass
+
+        return f"local:{getpass.getuser()}"
+    except Exception:
+        return "local:unknown"

@@ -1,0 +1,209 @@
+"""The ``facetrace`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from facetrace.cli import bench, demo, sources
+from facetrace.cli.common import (
+    actor_name,
+    build_settings,
+    console,
+    err_console,
+    handle_errors,
+    opened,
+    print_json,
+)
+
+app = typer.Typer(
+    name="facetrace",
+    help="Face search with provenance: collect photos, index faces, search by photo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(sources.app, name="sources")
+app.add_typer(bench.app, name="bench")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+@handle_errors
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            help="Data folder (database, index, thumbnails). Env: FACETRACE_HOME; "
+            "default ./facetrace-data.",
+        ),
+    ] = None,
+) -> None:
+    """Global options."""
+    ctx.obj = build_settings(home)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@app.command()
+@handle_errors
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    source: Annotated[str, typer.Option("--source", help="Registered source name.")],
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: CPU cores).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Detect, embed and index every face in PATHS, recording where each came from."""
+    from facetrace.ingest.folder import iter_files
+
+    with opened(ctx) as engine:
+        engine.source(source)  # fail fast on an unknown or blocked source
+        total = sum(1 for _ in iter_files(paths))
+        with _progress() as progress:
+            task = progress.add_task("ingest", total=total, rate="")
+            done = 0
+            faces = 0
+            import time
+
+            start = time.perf_counter()
+
+            def on_item(outcome: object) -> None:
+                nonlocal done, faces
+                done += 1
+                faces += getattr(outcome, "faces", 0)
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                progress.update(
+                    task,
+                    advance=1,
+                    rate=f"{done / elapsed:.1f} img/s, {faces / elapsed:.1f} faces/s",
+                )
+
+            summary = engine.ingest_paths(
+                paths, source=source, workers=workers, on_item=on_item, actor=actor_name()
+            )
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    console.print(
+        f"{summary.photos_seen} photos seen, {summary.photos_added} added, "
+        f"{summary.duplicates} duplicates, {summary.faces_added} faces added, "
+        f"{len(summary.errors)} errors ({summary.seconds:.1f} s)"
+    )
+    for error in summary.errors:
+        console.print(f"  [red]error[/red] {error.item}: {error.error}", markup=True)
+
+
+@app.command()
+@handle_errors
+def search(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(help="Probe photo.")],
+    case: Annotated[str | None, typer.Option("--case", help="Case ID (required).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why this search is needed (required).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Matches per face.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find where the faces in PHOTO appear in the gallery. Results are investigative leads."""
+    from facetrace.errors import UsageError
+
+    if not case or not reason:
+        raise UsageError("every search needs --case ID and --reason TEXT; it is audited")
+    with opened(ctx) as engine:
+        result = engine.search(photo, case_id=case, reason=reason, top_k=top_k, actor=actor_name())
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if not result.faces:
+        console.print("No face found in the probe photo.")
+        return
+    console.print(
+        f"{len(result.faces)} face(s) in the probe; gallery of {result.gallery_size} faces. "
+        "Matches are investigative leads, not identifications."
+    )
+    for n, face in enumerate(result.faces, 1):
+        table = Table(title=f"face {n} at {face.bbox.as_list()}", title_justify="left")
+        for col in ("#", "distance", "score", "source", "origin", "page", "collected"):
+            table.add_column(col)
+        for rank, m in enumerate(face.matches, 1):
+            p = m.provenance[0] if m.provenance else None
+            table.add_row(
+                str(rank),
+                f"{m.distance:.3f}",
+                f"{m.score:.2f}",
+                p.source if p else "",
+                p.origin if p else "",
+                (p.page_url or "") if p else "",
+                p.collected_at.strftime("%Y-%m-%d %H:%M") if p else "",
+            )
+        console.print(table)
+
+
+@app.command()
+@handle_errors
+def verify(
+    ctx: typer.Context,
+    photo_a: Annotated[Path, typer.Argument(help="First photo.")],
+    photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare the largest face of two photos (1:1)."""
+    with opened(ctx) as engine:
+        result = engine.verify(photo_a, photo_b, actor=actor_name())
+    if as_json:
+        print_json(result.to_dict())
+        return
+    verdict = "same person" if result.same_person else "different people"
+    console.print(f"{verdict} (distance {result.distance:.3f}, threshold {result.threshold})")
+
+
+@app.command()
+@handle_errors
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts of sources, photos and faces."""
+    with opened(ctx) as engine:
+        s = engine.stats()
+    if as_json:
+        print_json(s.to_dict())
+        return
+    console.print(f"{s.sources} sources, {s.photos} photos, {s.faces} faces ({s.indexed} indexed)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

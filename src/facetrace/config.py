@@ -1,0 +1,130 @@
+"""Settings: one typed object, read from ``FACETRACE_*`` environment variables.
+
+There is no module-level instance: the CLI builds one and passes it to
+:class:`facetrace.FaceTrace`; tests build their own.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IndexBackend(StrEnum):
+    """Which :class:`~facetrace.index.base.VectorIndex` implementation holds the vectors."""
+
+    EXACT = "exact"
+    FAISS = "faiss"
+    MILVUS = "milvus"
+
+
+class DetectorKind(StrEnum):
+    """Face detector: dlib's HOG (fast, frontal) or its MMOD CNN (slower, more poses)."""
+
+    HOG = "hog"
+    CNN = "cnn"
+
+
+class EmbedderKind(StrEnum):
+    """Face descriptor model."""
+
+    DLIB = "dlib"
+    ONNX = "onnx"
+
+
+class DescriptorRuntime(StrEnum):
+    """What runs dlib's ResNet descriptor (all give the same descriptors to 1e-4).
+
+    ``auto`` picks ONNX Runtime when installed, else NumPy; ``dlib`` is dlib's own
+    implementation (the BLAS-less ``dlib-bin`` wheel: ~20x slower).
+    """
+
+    AUTO = "auto"
+    ONNX = "onnx"
+    NUMPY = "numpy"
+    DLIB = "dlib"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with its unit. Environment: ``FACETRACE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FACETRACE_", extra="forbid")
+
+    home: Path = Field(
+        default=Path("facetrace-data"),
+        description="Folder holding the database, index and thumbnails.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default: SQLite file in home.",
+    )
+
+    # --- index ---------------------------------------------------------------
+    index_backend: IndexBackend = Field(
+        default=IndexBackend.FAISS, description="Vector index backend."
+    )
+    milvus_uri: str | None = Field(
+        default=None, description="Milvus server URI, e.g. http://127.0.0.1:19530."
+    )
+    milvus_collection: str = Field(default="facetrace_faces", description="Milvus collection.")
+
+    # --- vision --------------------------------------------------------------
+    detector: DetectorKind = Field(default=DetectorKind.HOG, description="Face detector.")
+    min_face_px: int = Field(
+        default=40, ge=20, description="Smallest face side (pixels) detection aims to find."
+    )
+    max_detect_side: int = Field(
+        default=2000,
+        ge=256,
+        description="Images are downscaled so their long side is at most this before detection.",
+    )
+    embedder: EmbedderKind = Field(default=EmbedderKind.DLIB, description="Descriptor model.")
+    descriptor_runtime: DescriptorRuntime = Field(
+        default=DescriptorRuntime.AUTO,
+        description="What runs the dlib ResNet: auto, onnx, numpy or dlib (same descriptors).",
+    )
+    onnx_model_path: Path | None = Field(
+        default=None, description="Local path of an ArcFace-style ONNX model (embedder=onnx)."
+    )
+    thumbnail_px: int = Field(default=112, ge=32, le=512, description="Face thumbnail side.")
+
+    # --- safe decoding -------------------------------------------------------
+    max_image_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest accepted image file, bytes."
+    )
+    max_image_pixels: int = Field(
+        default=80_000_000, ge=10_000, description="Largest accepted image, width x height."
+    )
+
+    # --- ingest --------------------------------------------------------------
+    workers: int = Field(
+        default=0, ge=0, description="Worker processes for ingest; 0 = one per CPU core."
+    )
+
+    # --- search --------------------------------------------------------------
+    match_threshold: float = Field(
+        default=0.6,
+        gt=0,
+        description="Euclidean distance under which two dlib descriptors count as one person.",
+    )
+    top_k: int = Field(default=10, ge=1, le=1000, description="Matches returned per probe face.")
+
+    # --- network -------------------------------------------------------------
+    allow_loopback: bool = Field(
+        default=False,
+        description="Let the fetcher reach 127.0.0.0/8 and ::1 (tests and local use only).",
+    )
+    user_agent: str = Field(
+        default="facetrace/0.1 (+https://github.com/facetrace/facetrace; targeted collection)",
+        description="User agent sent by the fetcher and matched against robots.txt.",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<home>/facetrace.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'facetrace.db').resolve()}"

@@ -1,0 +1,83 @@
+"""Typed events: everything auditable the engine does is one of these dataclasses.
+
+Events travel through one path, :meth:`facetrace.app.FaceTrace.track_event`,
+into an :class:`EventSink` (the audit log). A search's event is written before
+its results are returned; if it cannot be written the search fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all events: who did it and when (UTC)."""
+
+    kind: ClassVar[str] = "event"
+    actor: str
+    at: datetime
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields (without actor and time), JSON-able."""
+        data = asdict(self)
+        data.pop("actor")
+        data.pop("at")
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRegistered(Event):
+    kind: ClassVar[str] = "source.registered"
+    name: str
+    source_kind: str
+    lawful_basis: str
+    jurisdiction: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceStatusChanged(Event):
+    kind: ClassVar[str] = "source.status"
+    name: str
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestCompleted(Event):
+    kind: ClassVar[str] = "ingest.completed"
+    source: str
+    photos_seen: int
+    photos_added: int
+    duplicates: int
+    faces_added: int
+    errors: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchPerformed(Event):
+    """A 1:N search. ``results`` are ``(face_id, distance)`` pairs; never the image."""
+
+    kind: ClassVar[str] = "search.performed"
+    case_id: str
+    reason: str
+    probe_sha256: str
+    gallery_size: int
+    probe_faces: int
+    results: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyPerformed(Event):
+    kind: ClassVar[str] = "verify.performed"
+    probe_sha256: str
+    other_sha256: str
+    distance: float | None
+    same_person: bool
+
+
+class EventSink(Protocol):
+    """Where events go. ``track`` must persist the event before returning."""
+
+    def track(self, event: Event) -> None: ...

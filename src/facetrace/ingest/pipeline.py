@@ -1,0 +1,298 @@
+"""The ingest pipeline: tasks -> (workers) analysis -> one transaction per photo -> index.
+
+Order of writes for one photo, chosen so that a process killed at any point
+loses nothing acknowledged and leaves nothing half-written:
+
+1. thumbnails are written to disk (atomically, named by content hash);
+2. the photo, its sighting and its faces (with embeddings) are committed in one
+   database transaction - this is the acknowledgement;
+3. the vectors are added to the in-memory index, which is saved periodically.
+
+After a crash, :meth:`facetrace.app.FaceTrace.reconcile` (run on open) adds
+committed faces missing from the index, drops index entries with no face row,
+and deletes thumbnails no face refers to. A re-run finds the committed photos
+by sha256 and only adds sightings, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from facetrace.config import Settings
+from facetrace.errors import FaceTraceError
+from facetrace.index.base import VectorIndex
+from facetrace.ingest.tasks import (
+    PhotoAnalysis,
+    PhotoTask,
+    analyze_task,
+    init_worker,
+    run_in_worker,
+    task_bytes,
+)
+from facetrace.store.repository import NewFace, NewPhoto, SourceRecord, Store
+from facetrace.types import IngestSummary, ItemError
+from facetrace.vision.analyzer import FaceAnalyzer
+
+INDEX_SAVE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What happened to one item, for progress reporting."""
+
+    key: str
+    status: str  # "added", "duplicate", "error", "suppressed"
+    faces: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _Counts:
+    seen: int = 0
+    added: int = 0
+    duplicates: int = 0
+    faces: int = 0
+    suppressed: int = 0
+    errors: list[ItemError] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Suppressor = Callable[[np.ndarray], np.ndarray]
+"""Maps ``(n, dim)`` embeddings to an ``(n,)`` bool mask of faces to drop (opt-outs)."""
+
+
+def default_workers(settings: Settings) -> int:
+    """Worker processes to use: the setting, or one per CPU core."""
+    return settings.workers or max(1, os.cpu_count() or 1)
+
+
+class IngestPipeline:
+    """Runs photo tasks for one source and writes what they find."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        index: VectorIndex,
+        analyzer: FaceAnalyzer,
+        thumbs_dir: Path,
+        clock: Callable[[], datetime],
+        suppressor: Suppressor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.index = index
+        self.analyzer = analyzer
+        self.thumbs_dir = thumbs_dir
+        self.clock = clock
+        self.suppressor = suppressor
+
+    def run(
+        self,
+        tasks: Iterable[PhotoTask],
+        source: SourceRecord,
+        *,
+        workers: int | None = None,
+        on_item: Callable[[ItemOutcome], None] | None = None,
+    ) -> IngestSummary:
+        """Ingest every task; per-item errors are recorded, never raised."""
+        started = time.perf_counter()
+        counts = _Counts()
+        n_workers = workers if workers is not None else default_workers(self.settings)
+        last_save = time.monotonic()
+
+        def handle(outcome: ItemOutcome) -> None:
+            nonlocal last_save
+            if on_item is not None:
+                on_item(outcome)
+            if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                self.index.save()
+                last_save = time.monotonic()
+
+        try:
+            for task, data, analysis in self._analyses(tasks, source, counts, n_workers, handle):
+                outcome = self._commit(task, data, analysis, source, counts)
+                handle(outcome)
+        finally:
+            self.index.save()
+        return IngestSummary(
+            photos_seen=counts.seen,
+            photos_added=counts.added,
+            duplicates=counts.duplicates,
+            faces_added=counts.faces,
+            suppressed_faces=counts.suppressed,
+            errors=tuple(counts.errors),
+            seconds=time.perf_counter() - started,
+            stage_seconds=dict(counts.timings),
+        )
+
+    # --- stages ------------------------------------------------------------
+
+    def _prepare(
+        self, task: PhotoTask, source: SourceRecord, counts: _Counts
+    ) -> tuple[bytes, str] | ItemOutcome:
+        """Read bytes and hash them; a known photo only gains a sighting."""
+        counts.seen += 1
+        try:
+            data = task_bytes(task, self.settings.max_image_bytes)
+        except FaceTraceError as exc:
+            return self._error(task.key, str(exc), source, counts)
+        sha = hashlib.sha256(data).hexdigest()
+        photo_id = self.store.photo_id_by_sha(sha)
+        if photo_id is not None:
+            self.store.add_sighting(
+                photo_id, source.id, task.origin, task.page_url, task.collected_at
+            )
+            counts.duplicates += 1
+            return ItemOutcome(task.key, "duplicate")
+        return data, sha
+
+    def _analyses(
+        self,
+        tasks: Iterable[PhotoTask],
+        source: SourceRecord,
+        counts: _Counts,
+        n_workers: int,
+        handle: Callable[[ItemOutcome], None],
+    ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
+        if n_workers <= 1:
+            for task in tasks:
+                prepared = self._prepare(task, source, counts)
+                if isinstance(prepared, ItemOutcome):
+                    handle(prepared)
+                    continue
+                data, _ = prepared
+                yield task, data, analyze_task(task, self.analyzer, self.settings, data)
+            return
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=n_workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(self.settings.model_dump_json(),),
+        ) as pool:
+            pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]] = {}
+            in_flight_shas: set[str] = set()
+            deferred: list[PhotoTask] = []
+            limit = n_workers * 4
+            for task in tasks:
+                prepared = self._prepare(task, source, counts)
+                if isinstance(prepared, ItemOutcome):
+                    handle(prepared)
+                    continue
+                data, sha = prepared
+                if sha in in_flight_shas:
+                    # Same bytes already being analysed: add its sighting once stored.
+                    counts.seen -= 1
+                    deferred.append(task)
+                    continue
+                in_flight_shas.add(sha)
+                pending[pool.submit(run_in_worker, task, data)] = (task, data)
+                while len(pending) >= limit:
+                    yield from self._drain(pending, wait_all=False)
+            while pending:
+                yield from self._drain(pending, wait_all=False)
+        for task in deferred:
+            prepared = self._prepare(task, source, counts)
+            if isinstance(prepared, ItemOutcome):
+                handle(prepared)
+
+    @staticmethod
+    def _drain(
+        pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]], wait_all: bool
+    ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for fut in done:
+            task, data = pending.pop(fut)
+            try:
+                analysis = fut.result()
+            except Exception as exc:  # a worker died or raised: one item's error
+                analysis = PhotoAnalysis(key=task.key, error=f"analysis failed: {exc}")
+            yield task, data, analysis
+
+    def _error(self, key: str, message: str, source: SourceRecord, counts: _Counts) -> ItemOutcome:
+        counts.errors.append(ItemError(key, message))
+        self.store.record_error(source.id, key, message, self.clock())
+        return ItemOutcome(key, "error", error=message)
+
+    def _commit(
+        self,
+        task: PhotoTask,
+        data: bytes,
+        analysis: PhotoAnalysis,
+        source: SourceRecord,
+        counts: _Counts,
+    ) -> ItemOutcome:
+        for stage, seconds in analysis.timings.items():
+            counts.timings[stage] = counts.timings.get(stage, 0.0) + seconds
+        if analysis.error is not None:
+            return self._error(task.key, analysis.error, source, counts)
+        faces = list(analysis.faces)
+        suppressed = 0
+        if faces and self.suppressor is not None:
+            drop = self.suppressor(np.stack([f.embedding for f in faces]))
+            suppressed = int(drop.sum())
+            faces = [f for f, d in zip(faces, drop, strict=True) if not d]
+        new_faces = []
+        for i, face in enumerate(faces):
+            thumb = self._write_thumbnail(analysis.sha256, i, face.thumbnail)
+            new_faces.append(
+                NewFace(
+                    bbox=face.bbox,
+                    confidence=face.confidence,
+                    quality=face.quality,
+                    landmarks=face.landmarks,
+                    embedding=face.embedding,
+                    thumbnail=thumb,
+                )
+            )
+        write = self.store.add_photo(
+            NewPhoto(
+                sha256=analysis.sha256,
+                width=analysis.width,
+                height=analysis.height,
+                format=analysis.format,
+                byte_size=analysis.byte_size,
+            ),
+            new_faces,
+            model_id=self.analyzer.model_id,
+            source_id=source.id,
+            origin=task.origin,
+            page_url=task.page_url,
+            collected_at=task.collected_at,
+            now=self.clock(),
+        )
+        if not write.created:
+            counts.duplicates += 1
+            return ItemOutcome(task.key, "duplicate")
+        if write.face_ids:
+            self.index.add(
+                np.asarray(write.face_ids, dtype=np.int64),
+                np.stack([f.embedding for f in new_faces]).astype(np.float32),
+            )
+        counts.added += 1
+        counts.faces += len(write.face_ids)
+        counts.suppressed += suppressed
+        return ItemOutcome(task.key, "added", faces=len(write.face_ids))
+
+    def _write_thumbnail(self, sha256: str, i: int, jpeg: bytes) -> str | None:
+        if not jpeg:
+            return None
+        rel = Path("thumbs") / sha256[:2] / f"{sha256}_{i}.jpg"
+        path = self.thumbs_dir.parent / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(jpeg)
+        tmp.replace(path)
+        return rel.as_posix()

@@ -1,0 +1,423 @@
+"""The metadata store: repository functions over :mod:`facetrace.store.schema`.
+
+No SQL is written outside :mod:`facetrace.store` and the governance repositories.
+Every write that the engine acknowledges is one committed transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from facetrace.errors import StoreError
+from facetrace.store import migrations, schema
+from facetrace.types import BBox, Provenance, Stats
+
+
+def utc(value: datetime) -> datetime:
+    """Return ``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A registered source. ``policy`` holds the collection policy as JSON-able values."""
+
+    id: int
+    name: str
+    kind: str
+    lawful_basis: str
+    jurisdiction: str | None
+    status: str
+    policy: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewFace:
+    """A face to store: box, scores, ``(5, 2)`` landmarks, ``(dim,)`` embedding."""
+
+    bbox: BBox
+    confidence: float
+    quality: float
+    landmarks: np.ndarray
+    embedding: np.ndarray
+    thumbnail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPhoto:
+    """A photo to store with the place it was found."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    byte_size: int
+    phash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """A stored face with its photo's provenance, earliest sighting first."""
+
+    id: int
+    photo_id: int
+    bbox: BBox
+    quality: float
+    model_id: str
+    thumbnail: str | None
+    provenance: tuple[Provenance, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoWrite:
+    """Outcome of :meth:`Store.add_photo`: ids, and whether the photo was new."""
+
+    photo_id: int
+    face_ids: tuple[int, ...]
+    created: bool
+    sighting_created: bool
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA secure_delete=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and secure delete."""
+    try:
+        engine = create_engine(url, future=True)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise StoreError(f"cannot open database {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """Repository over the metadata database. Open with :meth:`open`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating and migrating as needed) the database at ``url``."""
+        engine = create_db_engine(url)
+        try:
+            migrations.upgrade(engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot prepare database: {exc}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- sources -----------------------------------------------------------
+
+    def add_source(
+        self,
+        name: str,
+        *,
+        kind: str,
+        lawful_basis: str,
+        jurisdiction: str | None,
+        policy: dict[str, Any],
+        now: datetime,
+    ) -> SourceRecord:
+        """Register a source; raises StoreError if the name is taken."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    schema.sources.insert().values(
+                        name=name,
+                        kind=kind,
+                        lawful_basis=lawful_basis,
+                        jurisdiction=jurisdiction,
+                        status="active",
+                        policy=json.dumps(policy, sort_keys=True),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise StoreError(f"a source named {name!r} already exists") from exc
+        record = self.get_source(name)
+        assert record is not None
+        return record
+
+    def get_source(self, name: str) -> SourceRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.sources).where(schema.sources.c.name == name)).first()
+        return _source(row._mapping) if row else None
+
+    def list_sources(self) -> list[SourceRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.sources).order_by(schema.sources.c.name)).all()
+        return [_source(r._mapping) for r in rows]
+
+    def set_source_status(self, name: str, status: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.sources.update().where(schema.sources.c.name == name).values(status=status)
+            )
+
+    # --- photos and faces --------------------------------------------------
+
+    def photo_id_by_sha(self, sha256: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(schema.photos.c.id).where(schema.photos.c.sha256 == sha256)
+            ).scalar()
+
+    def add_sighting(
+        self,
+        photo_id: int,
+        source_id: int,
+        origin: str,
+        page_url: str | None,
+        collected_at: datetime,
+    ) -> bool:
+        """Record where a known photo was found; False if that place was already known."""
+        with self.engine.begin() as conn:
+            return self._insert_sighting(conn, photo_id, source_id, origin, page_url, collected_at)
+
+    @staticmethod
+    def _insert_sighting(
+        conn: Any,
+        photo_id: int,
+        source_id: int,
+        origin: str,
+        page_url: str | None,
+        collected_at: datetime,
+    ) -> bool:
+        exists = conn.execute(
+            select(schema.sightings.c.id).where(
+                schema.sightings.c.photo_id == photo_id,
+                schema.sightings.c.source_id == source_id,
+                schema.sightings.c.origin == origin,
+            )
+        ).first()
+        if exists:
+            return False
+        conn.execute(
+            schema.sightings.insert().values(
+                photo_id=photo_id,
+                source_id=source_id,
+                origin=origin,
+                page_url=page_url,
+                collected_at=collected_at,
+            )
+        )
+        return True
+
+    def add_photo(
+        self,
+        photo: NewPhoto,
+        faces: Sequence[NewFace],
+        *,
+        model_id: str,
+        source_id: int,
+        origin: str,
+        page_url: str | None,
+        collected_at: datetime,
+        now: datetime,
+    ) -> PhotoWrite:
+        """Store a photo, its faces and where it was found, in one transaction.
+
+        If a photo with the same sha256 exists (another source, or a re-run), only
+        the sighting is added and ``created`` is False.
+        """
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                select(schema.photos.c.id).where(schema.photos.c.sha256 == photo.sha256)
+            ).scalar()
+            if existing is not None:
+                new_sighting = self._insert_sighting(
+                    conn, existing, source_id, origin, page_url, collected_at
+                )
+                return PhotoWrite(existing, (), created=False, sighting_created=new_sighting)
+            photo_id = conn.execute(
+                schema.photos.insert().values(
+                    sha256=photo.sha256,
+                    phash=photo.phash,
+                    width=photo.width,
+                    height=photo.height,
+                    format=photo.format,
+                    byte_size=photo.byte_size,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            self._insert_sighting(conn, photo_id, source_id, origin, page_url, collected_at)
+            face_ids = []
+            for face in faces:
+                face_ids.append(
+                    conn.execute(
+                        schema.faces.insert().values(
+                            photo_id=photo_id,
+                            left=face.bbox.left,
+                            top=face.bbox.top,
+                            right=face.bbox.right,
+                            bottom=face.bbox.bottom,
+                            confidence=face.confidence,
+                            quality=face.quality,
+                            landmarks=np.ascontiguousarray(face.landmarks, np.float32).tobytes(),
+                            model_id=model_id,
+                            embedding=np.ascontiguousarray(face.embedding, np.float32).tobytes(),
+                            thumbnail=face.thumbnail,
+                            created_at=now,
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+                )
+        return PhotoWrite(photo_id, tuple(face_ids), created=True, sighting_created=True)
+
+    def faces(self, face_ids: Sequence[int]) -> dict[int, FaceRecord]:
+        """Stored faces by id, with provenance; unknown ids are absent."""
+        if not face_ids:
+            return {}
+        f, s, src = schema.faces, schema.sightings, schema.sources
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(f).where(f.c.id.in_(list(face_ids)))).all()
+            photo_ids = {r.photo_id for r in rows}
+            sight_rows = conn.execute(
+                select(s.c.photo_id, s.c.origin, s.c.page_url, s.c.collected_at, src.c.name)
+                .join(src, src.c.id == s.c.source_id)
+                .where(s.c.photo_id.in_(photo_ids))
+                .order_by(s.c.collected_at, s.c.id)
+            ).all()
+        by_photo: dict[int, list[Provenance]] = {}
+        for r in sight_rows:
+            by_photo.setdefault(r.photo_id, []).append(
+                Provenance(
+                    source=r.name,
+                    origin=r.origin,
+                    page_url=r.page_url,
+                    collected_at=utc(r.collected_at),
+                )
+            )
+        return {
+            r.id: FaceRecord(
+                id=r.id,
+                photo_id=r.photo_id,
+                bbox=BBox(r.left, r.top, r.right, r.bottom),
+                quality=r.quality,
+                model_id=r.model_id,
+                thumbnail=r.thumbnail,
+                provenance=tuple(by_photo.get(r.photo_id, ())),
+            )
+            for r in rows
+        }
+
+    def embeddings(self, face_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+        """Stored ``(dim,)`` float32 embeddings by face id."""
+        if not face_ids:
+            return {}
+        f = schema.faces
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(f.c.id, f.c.embedding).where(f.c.id.in_(list(face_ids)))
+            ).all()
+        return {r.id: np.frombuffer(r.embedding, dtype=np.float32, count=dim) for r in rows}
+
+    def iter_embeddings(
+        self, model_id: str, dim: int, *, after_id: int = 0, batch: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids (n,) int64, vectors (n, dim) float32)`` batches in id order."""
+        f = schema.faces
+        last = after_id
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(f.c.id, f.c.embedding)
+                    .where(f.c.model_id == model_id, f.c.id > last)
+                    .order_by(f.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r.embedding for r in rows), dtype=np.float32)
+            yield ids, vecs.reshape(len(rows), dim)
+            last = int(ids[-1])
+
+    def face_ids(self, model_id: str | None = None) -> np.ndarray:
+        """All stored face ids (of one model if given), ``(n,)`` int64."""
+        f = schema.faces
+        query = select(f.c.id)
+        if model_id is not None:
+            query = query.where(f.c.model_id == model_id)
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def model_ids(self) -> list[str]:
+        """Distinct models that made the stored embeddings."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(schema.faces.c.model_id).distinct()).scalars())
+
+    def thumbnails(self) -> set[str]:
+        """Every thumbnail path the store references."""
+        with self.engine.connect() as conn:
+            return {
+                t for t in conn.execute(select(schema.faces.c.thumbnail)).scalars() if t is not None
+            }
+
+    def stats(self, indexed: int) -> Stats:
+        with self.engine.connect() as conn:
+            n_sources = conn.execute(select(func.count()).select_from(schema.sources)).scalar()
+            n_photos = conn.execute(select(func.count()).select_from(schema.photos)).scalar()
+            n_faces = conn.execute(select(func.count()).select_from(schema.faces)).scalar()
+        return Stats(
+            sources=int(n_sources or 0),
+            photos=int(n_photos or 0),
+            faces=int(n_faces or 0),
+            indexed=indexed,
+        )
+
+    # --- events and errors -------------------------------------------------
+
+    def record_event(self, kind: str, actor: str, at: datetime, payload: dict[str, Any]) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    schema.events.insert().values(
+                        kind=kind,
+                        actor=actor,
+                        at=at,
+                        payload=json.dumps(payload, sort_keys=True, default=str),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+
+    def record_error(self, source_id: int | None, item: str, error: str, at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.ingest_errors.insert().values(
+                    source_id=source_id, item=item, error=error, at=at
+                )
+            )
+
+
+def _source(row: Any) -> SourceRecord:
+    return SourceRecord(
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        lawful_basis=row["lawful_basis"],
+        jurisdiction=row["jurisdiction"],
+        status=row["status"],
+        policy=json.loads(row["policy"] or "{}"),
+        created_at=utc(row["created_at"]),
+    )

@@ -1,0 +1,129 @@
+"""Tables of the metadata store (SQLAlchemy Core; SQLite by default, PostgreSQL by URL).
+
+Migrations are an ordered list in :mod:`facetrace.store.migrations`; each table
+here says which migration created it. Only :mod:`facetrace.store` (and the
+governance repositories) issue SQL.
+
+Embeddings are kept here as float32 bytes (``dim * 4`` bytes) beside the model
+that made them: the store is the source of truth and the vector index is a
+derived structure that :func:`facetrace.store.repository.Store.reconcile`
+rebuilds from it after a crash.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# --- migration 1 -------------------------------------------------------------
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("lawful_basis", Text, nullable=False),
+    Column("jurisdiction", String(20), nullable=True),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("policy", Text, nullable=False, default="{}"),  # JSON: scope, rate, retention...
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+photos = Table(
+    "photos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("phash", String(16), nullable=True, index=True),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("byte_size", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("photo_id", Integer, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("page_url", Text, nullable=True),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("photo_id", "source_id", "origin", name="uq_sighting"),
+    Index("ix_sightings_source", "source_id"),
+    Index("ix_sightings_photo", "photo_id"),
+)
+
+faces = Table(
+    "faces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("photo_id", Integer, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False),
+    Column("left", Integer, nullable=False),
+    Column("top", Integer, nullable=False),
+    Column("right", Integer, nullable=False),
+    Column("bottom", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("quality", Float, nullable=False),
+    Column("landmarks", LargeBinary, nullable=False),  # (5, 2) float32
+    Column("model_id", String(100), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),  # (dim,) float32
+    Column("thumbnail", String(200), nullable=True),  # path relative to home
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_faces_photo", "photo_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(60), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+)
+
+ingest_errors = Table(
+    "ingest_errors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=True),
+    Column("item", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+MIGRATION_1_TABLES = (
+    schema_migrations,
+    sources,
+    photos,
+    sightings,
+    faces,
+    events,
+    ingest_errors,
+)

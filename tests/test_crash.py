@@ -1,0 +1,88 @@
+"""An ingest killed with SIGKILL at any point, then re-run, loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from facetrace import FaceTrace, Settings
+from facetrace.ingest.folder import iter_files
+from tests.conftest import JOHNS
+
+
+def _cli(home: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "facetrace.cli.main", "--home", str(home), *args]
+
+
+def _committed_photos(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM photos").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("kill_after", [1, 9, 23])
+def test_killed_ingest_rerun_leaves_no_duplicates_or_orphans(
+    tmp_path: Path, kill_after: int
+) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(_cli(home, "sources", "add", "johns", "--basis", "test"), check=True, env=env)
+    proc = subprocess.Popen(
+        _cli(home, "ingest", str(JOHNS), "--source", "johns", "--workers", "1"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    db = home / "facetrace.db"
+    while _committed_photos(db) < kill_after and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _committed_photos(db) < 55, "the ingest finished before it could be killed"
+
+    rerun = subprocess.run(
+        _cli(home, "ingest", str(JOHNS), "--source", "johns", "--workers", "1", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"errors": []' in rerun.stdout
+
+    files = list(iter_files([JOHNS]))
+    unique = {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    assert len(unique) == len(files) - 1  # the fixture set holds one byte-identical pair
+    with FaceTrace.open(Settings(home=home)) as ft:
+        stats = ft.stats()
+        assert stats.photos == len(unique)
+        face_ids = sorted(ft.store.face_ids().tolist())
+        assert len(face_ids) == len(set(face_ids)) == stats.faces
+        # Every committed face is searchable, and nothing else is in the index.
+        assert sorted(ft.index.ids().tolist()) == face_ids
+        # Every thumbnail referenced exists; no thumbnail file is unreferenced.
+        referenced = ft.store.thumbnails()
+        on_disk = {p.relative_to(home).as_posix() for p in (home / "thumbs").rglob("*.jpg")}
+        assert referenced == on_disk
+        assert not list((home / "thumbs").rglob("*.tmp"))
+    with sqlite3.connect(home / "facetrace.db") as conn:
+        dupes = conn.execute(
+            "SELECT count(*) FROM (SELECT sha256 FROM photos GROUP BY sha256 HAVING count(*) > 1)"
+        ).fetchone()[0]
+        sightings = conn.execute("SELECT count(*) FROM sightings").fetchone()[0]
+    assert dupes == 0
+    assert sightings == len(files)
