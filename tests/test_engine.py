@@ -61,12 +61,10 @@ def test_search_needs_case_and_reason(gallery: FaceTrace) -> None:
 
 def test_search_is_recorded_before_results_return(gallery: FaceTrace) -> None:
     result = gallery.search(FR / "obama2.jpg", case_id="C-5", reason="audit check")
-    with gallery.store.engine.connect() as conn:
-        rows = conn.execute(
-            schema.events.select().where(schema.events.c.kind == "search.performed")
-        ).all()
-    payloads = [r.payload for r in rows]
-    mine = [p for p in payloads if '"C-5"' in p]
+    from facetrace.governance.audit import AuditLog  # the engine's event sink
+
+    rows = AuditLog(gallery.store.engine).repo.audit_rows("C-5")
+    mine = [r.body for r in rows if r.kind == "search.performed"]
     assert len(mine) == 1
     assert result.probe_sha256 in mine[0]
     assert "audit check" in mine[0]

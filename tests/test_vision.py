@@ -86,3 +86,33 @@ def test_only_the_five_point_landmark_model_is_used() -> None:
     from facetrace.vision import dlib_models
 
     assert "68" not in str(dlib_models.model_path("landmarks5"))
+
+
+class CountingHog:
+    """A HogDetector that records the scales it ran at."""
+
+    def __init__(self, small_faces: str) -> None:
+        from facetrace.vision.dlib_models import HogDetector
+
+        self.scales: list[float] = []
+        outer = self
+
+        class _Hog(HogDetector):
+            def _run(self, image, scale):  # type: ignore[no-untyped-def]
+                outer.scales.append(scale)
+                return super()._run(image, scale)
+
+        self.detector = _Hog(small_faces=small_faces)
+
+
+def test_close_up_skips_the_small_face_pass_and_group_photo_runs_it() -> None:
+    closeup = load_image(FR / "obama.jpg", **LIMITS).pixels
+    group = load_image(DLIB / "2008_002470.jpg", **LIMITS).pixels
+    auto = CountingHog("auto")
+    assert len(auto.detector.detect(closeup)) == 1
+    assert auto.scales == [1.0]
+    auto.scales.clear()
+    assert len(auto.detector.detect(group)) >= 5
+    assert auto.scales == [1.0, 2.0]
+    never = CountingHog("never")
+    assert len(never.detector.detect(group)) < 5

@@ -7,9 +7,10 @@ the verbs: register sources, ingest, search, verify, stats.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,22 +21,30 @@ import numpy as np
 from facetrace.config import Settings
 from facetrace.errors import (
     ModelMismatchError,
+    NotFoundError,
     SourceBlockedError,
     UnknownSourceError,
     UsageError,
 )
+from facetrace.evaluation.calibration import Calibration, decision_threshold, load_calibration
 from facetrace.events import (
     Event,
     EventSink,
     IngestCompleted,
+    IngestRefused,
     SearchPerformed,
     SourceRegistered,
+    SourceStatusChanged,
     VerifyPerformed,
 )
+from facetrace.governance.audit import AuditLog
+from facetrace.governance.gate import IngestGate
+from facetrace.governance.optout import suppressor_for
 from facetrace.index.base import VectorIndex
-from facetrace.ingest.folder import folder_tasks
+from facetrace.ingest.collect import InputKind, collect, input_kind
+from facetrace.ingest.fetch.policy import SourcePolicy
 from facetrace.ingest.pipeline import IngestPipeline, ItemOutcome
-from facetrace.ingest.tasks import PhotoTask
+from facetrace.ingest.tasks import PhotoTask, Refused
 from facetrace.search import rank_matches
 from facetrace.store.repository import SourceRecord, Store
 from facetrace.types import IngestSummary, SearchResult, Stats, VerifyResult
@@ -45,6 +54,7 @@ from facetrace.vision.imaging import DecodedImage, decode_image, read_image_byte
 Clock = Callable[[], datetime]
 
 SOURCE_KINDS = ("folder", "url-list", "warc", "web")
+SOURCE_POLICY_FIELDS = frozenset(f.name for f in fields(SourcePolicy) if f.init)
 
 
 def utc_now() -> datetime:
@@ -93,7 +103,7 @@ class FaceTrace:
         self.index = index
         self.analyzer = analyzer
         self.clock = clock
-        self.events: EventSink = events if events is not None else StoreEventSink(store)
+        self.events: EventSink = events if events is not None else AuditLog(store.engine)
         self.home = settings.home
 
     @classmethod
@@ -142,6 +152,19 @@ class FaceTrace:
     def track_event(self, event: Event) -> None:
         """The one path by which auditable events are recorded."""
         self.events.track(event)
+
+    # --- calibration -------------------------------------------------------
+
+    @functools.cached_property
+    def calibration(self) -> Calibration | None:
+        """The active model's distance -> false-match-rate table, or None if it has none."""
+        return load_calibration(self.analyzer.model_id, self.home)
+
+    @property
+    def match_threshold(self) -> float:
+        """Decision distance: ``settings.match_threshold`` if set, else the calibrated
+        distance at ``settings.match_fmr``. Raises ConfigError if neither exists."""
+        return decision_threshold(self.settings, self.calibration)
 
     # --- consistency -------------------------------------------------------
 
@@ -224,6 +247,20 @@ class FaceTrace:
         )
         return record
 
+    def set_source_status(self, name: str, status: str, *, actor: str = "local") -> SourceRecord:
+        """Set a source's status (``active`` or ``blocked``); a blocked one collects nothing."""
+        if status not in ("active", "blocked"):
+            raise UsageError("a source's status is 'active' or 'blocked'")
+        if self.store.get_source(name) is None:
+            raise UnknownSourceError(f"source {name!r} is not registered")
+        self.store.set_source_status(name, status)
+        self.track_event(
+            SourceStatusChanged(actor=actor, at=self.clock(), name=name, status=status)
+        )
+        record = self.store.get_source(name)
+        assert record is not None
+        return record
+
     def source(self, name: str) -> SourceRecord:
         """The registered source named ``name``, usable for collection."""
         record = self.store.get_source(name)
@@ -240,15 +277,18 @@ class FaceTrace:
 
     def ingest_tasks(
         self,
-        tasks: Iterable[PhotoTask],
+        tasks: Iterable[PhotoTask | Refused],
         *,
         source: str,
         workers: int | None = None,
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
+        job_id: int | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> IngestSummary:
         """Ingest photo tasks into ``source``; per-item errors are in the summary."""
         record = self.source(source)
+        gate = IngestGate(self.store, record)
         pipeline = IngestPipeline(
             settings=self.settings,
             store=self.store,
@@ -256,8 +296,16 @@ class FaceTrace:
             analyzer=self.analyzer,
             thumbs_dir=self.thumbs_dir,
             clock=self.clock,
+            suppressor=suppressor_for(self),
+            gate=gate,
         )
-        summary = pipeline.run(tasks, record, workers=workers, on_item=on_item)
+        summary = pipeline.run(
+            tasks, record, workers=workers, on_item=on_item, job_id=job_id, skip=skip
+        )
+        for host, items in sorted(gate.refused.items()):
+            self.track_event(
+                IngestRefused(actor=actor, at=self.clock(), source=source, host=host, items=items)
+            )
         self.track_event(
             IngestCompleted(
                 actor=actor,
@@ -272,6 +320,81 @@ class FaceTrace:
         )
         return summary
 
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        source: str,
+        workers: int | None = None,
+        on_item: Callable[[ItemOutcome], None] | None = None,
+        actor: str = "local",
+    ) -> IngestSummary:
+        """Ingest photos, folders (recursively), URL lists or WARC archives into ``source``.
+
+        The run is recorded as a job; if it is interrupted, :meth:`resume_job`
+        finishes it without redoing the items already done.
+        """
+        record = self.source(source)
+        kind = input_kind(paths)
+        spec = {"kind": kind.value, "paths": [str(Path(p).resolve()) for p in paths]}
+        job_id = self.store.create_job(record.id, kind.value, spec, self.clock())
+        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, frozenset())
+
+    def resume_job(
+        self,
+        job_id: int,
+        *,
+        workers: int | None = None,
+        on_item: Callable[[ItemOutcome], None] | None = None,
+        actor: str = "local",
+    ) -> IngestSummary:
+        """Finish an interrupted ingest job: items already done are skipped unread."""
+        job = self.store.job(job_id)
+        if job is None:
+            raise NotFoundError(f"no ingest job {job_id}")
+        if job.status == "completed":
+            raise UsageError(f"job {job_id} already completed")
+        record = self.source(job.source)
+        paths = [Path(p) for p in job.spec["paths"]]
+        skip = frozenset(self.store.job_done_keys(job_id))
+        kind = InputKind(job.spec["kind"])
+        self.store.set_job_status(job_id, "running", self.clock())
+        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, skip)
+
+    def _run_job(
+        self,
+        job_id: int,
+        kind: InputKind,
+        paths: Sequence[Path],
+        record: SourceRecord,
+        workers: int | None,
+        on_item: Callable[[ItemOutcome], None] | None,
+        actor: str,
+        skip: frozenset[str],
+    ) -> IngestSummary:
+        policy = SourcePolicy.from_dict(
+            {k: v for k, v in record.policy.items() if k in SOURCE_POLICY_FIELDS}
+        )
+        tasks = collect(
+            kind, paths, policy=policy, settings=self.settings, clock=self.clock, skip=skip
+        )
+        try:
+            summary = self.ingest_tasks(
+                tasks,
+                source=record.name,
+                workers=workers,
+                on_item=on_item,
+                actor=actor,
+                job_id=job_id,
+                skip=skip,
+            )
+        except BaseException:
+            self.store.set_job_status(job_id, "interrupted", self.clock())
+            raise
+        summary = replace(summary, job_id=job_id)
+        self.store.set_job_status(job_id, "completed", self.clock(), summary.to_dict())
+        return summary
+
     def ingest_paths(
         self,
         paths: Sequence[Path],
@@ -281,15 +404,8 @@ class FaceTrace:
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
     ) -> IngestSummary:
-        """Ingest files and folders (recursively) into ``source``."""
-        self.source(source)
-        return self.ingest_tasks(
-            folder_tasks(paths, self.clock),
-            source=source,
-            workers=workers,
-            on_item=on_item,
-            actor=actor,
-        )
+        """Alias of :meth:`ingest`."""
+        return self.ingest(paths, source=source, workers=workers, on_item=on_item, actor=actor)
 
     # --- search ------------------------------------------------------------
 
@@ -335,7 +451,9 @@ class FaceTrace:
             home=self.home,
             probes=probes,
             top_k=k,
-            threshold=self.settings.match_threshold,
+            threshold=self.match_threshold,
+            false_match_rate=self.calibration.false_match_rate if self.calibration else None,
+            exclude=suppressor_for(self),
         )
         result = SearchResult(
             faces=results, gallery_size=self.index.count(), probe_sha256=image.sha256
@@ -368,9 +486,14 @@ class FaceTrace:
             embeddings.append(faces[0])
             shas.append(image.sha256)
         distance = float(np.linalg.norm(embeddings[0] - embeddings[1]))
-        threshold = self.settings.match_threshold
+        threshold = self.match_threshold
         result = VerifyResult(
-            same_person=distance < threshold, distance=distance, threshold=threshold
+            same_person=distance < threshold,
+            distance=distance,
+            threshold=threshold,
+            false_match_rate=(
+                self.calibration.false_match_rate(distance) if self.calibration else None
+            ),
         )
         self.track_event(
             VerifyPerformed(

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     min_face_px: int = Field(
         default=40, ge=20, description="Smallest face side (pixels) detection aims to find."
     )
+    small_face_pass: str = Field(
+        default="auto",
+        pattern="^(auto|always|never)$",
+        description="HOG small-face pass (upsampled to reach min_face_px): auto runs it "
+        "unless the first pass found a close-up face (>= 20% of the short side).",
+    )
     max_detect_side: int = Field(
         default=2000,
         ge=256,
@@ -90,6 +96,18 @@ class Settings(BaseSettings):
         default=None, description="Local path of an ArcFace-style ONNX model (embedder=onnx)."
     )
     thumbnail_px: int = Field(default=112, ge=32, le=512, description="Face thumbnail side.")
+    embed_flip: bool = Field(
+        default=True,
+        description="Average each face's descriptor with its mirror image's (2 descriptors "
+        "per face; see README 'Accuracy').",
+    )
+    embed_jitter: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Extra jittered copies averaged into each descriptor (dlib's num_jitters); "
+        "the most accurate setting measured is 10, about 6x the embedding time.",
+    )
 
     # --- safe decoding -------------------------------------------------------
     max_image_bytes: int = Field(
@@ -100,17 +118,47 @@ class Settings(BaseSettings):
     )
 
     # --- ingest --------------------------------------------------------------
+    near_duplicate_bits: int = Field(
+        default=3,
+        ge=-1,
+        le=10,
+        description="Photos whose perceptual hashes differ by at most this many bits are "
+        "stored once (-1 turns perceptual deduplication off).",
+    )
     workers: int = Field(
         default=0, ge=0, description="Worker processes for ingest; 0 = one per CPU core."
     )
 
     # --- search --------------------------------------------------------------
-    match_threshold: float = Field(
-        default=0.6,
+    match_fmr: float = Field(
+        default=1e-3,
         gt=0,
-        description="Euclidean distance under which two dlib descriptors count as one person.",
+        lt=1,
+        description="False-match rate the decision threshold is set at: the distance under "
+        "which two faces count as one person is read from the model's calibration table.",
+    )
+    match_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Explicit distance threshold, overriding match_fmr (needed for a model "
+        "without a calibration table).",
     )
     top_k: int = Field(default=10, ge=1, le=1000, description="Matches returned per probe face.")
+
+    # --- governance ----------------------------------------------------------
+    optout_threshold: float = Field(
+        default=0.45,
+        gt=0,
+        description="Strict distance under which a gallery face counts as the person "
+        "opting out and is deleted.",
+    )
+    optout_suppress_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        description="Distance to an opt-out template under which a face is not stored at "
+        "ingest and never shown by search (looser than optout_threshold: a miss exposes "
+        "the person, a false suppression only drops a photo).",
+    )
 
     # --- network -------------------------------------------------------------
     allow_loopback: bool = Field(

@@ -81,3 +81,112 @@ class EventSink(Protocol):
     """Where events go. ``track`` must persist the event before returning."""
 
     def track(self, event: Event) -> None: ...
+
+
+# --- governance ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TakedownPerformed(Event):
+    """A source or host taken down. Ids removed appear only as a SHA-256 of their list."""
+
+    kind: ClassVar[str] = "takedown.performed"
+    target_kind: str  # "source" or "host"
+    target: str
+    sightings_removed: int
+    photos_removed: int
+    faces_removed: int
+    photos_kept: int
+    removed_ids_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestRefused(Event):
+    """Items of an ingest refused because their host is blocked (URLs are not kept)."""
+
+    kind: ClassVar[str] = "ingest.refused"
+    source: str
+    host: str
+    items: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptOutProcessed(Event):
+    """An opt-out. ``request_id`` is the receipt's; the template id is never logged."""
+
+    kind: ClassVar[str] = "optout.processed"
+    request_id: str
+    faces_removed: int
+    removed_ids_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionSwept(Event):
+    kind: ClassVar[str] = "retention.swept"
+    sources: list[str]
+    sightings_removed: int
+    photos_removed: int
+    faces_removed: int
+    removed_ids_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserAdded(Event):
+    kind: ClassVar[str] = "user.added"
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRevoked(Event):
+    kind: ClassVar[str] = "user.revoked"
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyIssued(Event):
+    kind: ClassVar[str] = "key.issued"
+    key_id: str
+    user: str
+    scopes: list[str]
+    expires_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyRevoked(Event):
+    kind: ClassVar[str] = "key.revoked"
+    key_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessDenied(Event):
+    kind: ClassVar[str] = "access.denied"
+    action: str
+    resource: str | None
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchProposed(Event):
+    """First step of the two-person rule: a match proposed as an identification."""
+
+    kind: ClassVar[str] = "match.proposed"
+    case_id: str
+    face_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchConfirmed(Event):
+    """Second step: a different authorised user confirmed the identification."""
+
+    kind: ClassVar[str] = "match.confirmed"
+    case_id: str
+    face_id: int
+    proposed_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditExported(Event):
+    kind: ClassVar[str] = "audit.exported"
+    case_id: str
+    entries: int

@@ -155,9 +155,11 @@ class IngestSummary:
     suppressed_faces: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    job_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "job_id": self.job_id,
             "photos_seen": self.photos_seen,
             "photos_added": self.photos_added,
             "duplicates": self.duplicates,

@@ -82,13 +82,20 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def opened(ctx: typer.Context) -> Iterator[Any]:
-    """Open the engine for the command's settings and close it afterwards."""
+    """Open the engine for the command's settings and close it afterwards.
+
+    The caller is authenticated and the command authorised first (governance gate).
+    """
     from facetrace.app import FaceTrace
+    from facetrace.cli.governance import _actor, gate_command
 
     engine = FaceTrace.open(settings_from(ctx))
+    token = _actor.set(None)
     try:
+        gate_command(ctx, engine)
         yield engine
     finally:
+        _actor.reset(token)
         engine.close()
 
 
@@ -98,6 +105,14 @@ def print_json(data: Any) -> None:
 
 
 def actor_name() -> str:
+    """The authorised actor of the running command (see ``opened``), else the local one."""
+    from facetrace.cli.governance import current_actor
+
+    actor = current_actor()
+    return actor.label if actor is not None else local_actor_name()
+
+
+def local_actor_name() -> str:
     """The local actor: ``local:<os user>``."""
     try:
         import getpass

@@ -71,7 +71,7 @@ def demo(
                     f"{m.distance:.3f}",
                     f"{m.score:.2f}",
                     shown,
-                    "yes" if m.distance < settings.match_threshold else "no",
+                    "yes" if m.distance < engine.match_threshold else "no",
                 )
         console.print(table)
         console.print(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -16,7 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from facetrace.cli import bench, demo, sources
+from facetrace.cli import bench, demo, jobs, sources
+from facetrace.cli import eval as eval_cmd
+from facetrace.cli import governance as governance_cli
 from facetrace.cli.common import (
     actor_name,
     build_settings,
@@ -27,6 +31,11 @@ from facetrace.cli.common import (
     print_json,
 )
 
+if TYPE_CHECKING:
+    from facetrace.app import FaceTrace
+    from facetrace.ingest.pipeline import ItemOutcome
+    from facetrace.types import IngestSummary
+
 app = typer.Typer(
     name="facetrace",
     help="Face search with provenance: collect photos, index faces, search by photo.",
@@ -36,7 +45,10 @@ app = typer.Typer(
 )
 app.add_typer(sources.app, name="sources")
 app.add_typer(bench.app, name="bench")
+app.add_typer(eval_cmd.app, name="eval")
+app.add_typer(jobs.app, name="jobs")
 app.command("demo")(demo.demo)
+governance_cli.mount(app)
 
 
 @app.callback()
@@ -51,9 +63,19 @@ def root(
             "default ./facetrace-data.",
         ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="FACETRACE_API_KEY",
+            show_default=False,
+            help="API key to act as (env FACETRACE_API_KEY). Needed once any user exists.",
+        ),
+    ] = None,
 ) -> None:
     """Global options."""
     ctx.obj = build_settings(home)
+    ctx.meta[governance_cli.API_KEY_META] = api_key
 
 
 def _progress() -> Progress:
@@ -69,55 +91,81 @@ def _progress() -> Progress:
     )
 
 
+def _run_ingest(
+    engine: FaceTrace,
+    total: int | None,
+    run: Callable[[Callable[[ItemOutcome], None]], IngestSummary],
+) -> IngestSummary:
+    """Run an ingest with a progress bar (rate and ETA) on stderr."""
+    with _progress() as progress:
+        task = progress.add_task("ingest", total=total, rate="")
+        done = 0
+        faces = 0
+        start = time.perf_counter()
+
+        def on_item(outcome: ItemOutcome) -> None:
+            nonlocal done, faces
+            done += 1
+            faces += outcome.faces
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            progress.update(
+                task,
+                advance=1,
+                rate=f"{done / elapsed:.1f} img/s, {faces / elapsed:.1f} faces/s",
+            )
+
+        return run(on_item)
+
+
+def print_summary(summary: IngestSummary, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    console.print(
+        f"job {summary.job_id}: {summary.photos_seen} photos seen, {summary.photos_added} added, "
+        f"{summary.duplicates} duplicates, {summary.faces_added} faces added, "
+        f"{len(summary.errors)} errors ({summary.seconds:.1f} s)"
+    )
+    for error in summary.errors:
+        console.print(f"  error {error.item}: {error.error}", markup=False)
+
+
 @app.command()
 @handle_errors
 def ingest(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos or folders (recursive), URL lists (.txt, one URL a line), "
+            "or WARC archives (.warc, .warc.gz)."
+        ),
+    ],
     source: Annotated[str, typer.Option("--source", help="Registered source name.")],
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes (default: CPU cores).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Detect, embed and index every face in PATHS, recording where each came from."""
+    """Detect, embed and index every face in PATHS, recording where each came from.
+
+    The run is a job: if it is interrupted, 'facetrace jobs resume ID' finishes it.
+    """
+    from facetrace.ingest.collect import InputKind, input_kind
     from facetrace.ingest.folder import iter_files
 
     with opened(ctx) as engine:
         engine.source(source)  # fail fast on an unknown or blocked source
-        total = sum(1 for _ in iter_files(paths))
-        with _progress() as progress:
-            task = progress.add_task("ingest", total=total, rate="")
-            done = 0
-            faces = 0
-            import time
-
-            start = time.perf_counter()
-
-            def on_item(outcome: object) -> None:
-                nonlocal done, faces
-                done += 1
-                faces += getattr(outcome, "faces", 0)
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                progress.update(
-                    task,
-                    advance=1,
-                    rate=f"{done / elapsed:.1f} img/s, {faces / elapsed:.1f} faces/s",
-                )
-
-            summary = engine.ingest_paths(
+        kind = input_kind(paths)
+        total = sum(1 for _ in iter_files(paths)) if kind is InputKind.FOLDER else None
+        summary = _run_ingest(
+            engine,
+            total,
+            lambda on_item: engine.ingest(
                 paths, source=source, workers=workers, on_item=on_item, actor=actor_name()
-            )
-    if as_json:
-        print_json(summary.to_dict())
-        return
-    console.print(
-        f"{summary.photos_seen} photos seen, {summary.photos_added} added, "
-        f"{summary.duplicates} duplicates, {summary.faces_added} faces added, "
-        f"{len(summary.errors)} errors ({summary.seconds:.1f} s)"
-    )
-    for error in summary.errors:
-        console.print(f"  [red]error[/red] {error.item}: {error.error}", markup=True)
+            ),
+        )
+    print_summary(summary, as_json)
 
 
 @app.command()

@@ -39,12 +39,25 @@ def add(
         str | None, typer.Option("--jurisdiction", help="Jurisdiction code, e.g. GB, DE, US-CA.")
     ] = None,
     kind: Annotated[str, typer.Option("--kind", help="folder, url-list, warc or web.")] = "folder",
+    retention_days: Annotated[
+        float | None,
+        typer.Option(
+            "--retention-days",
+            min=0.001,
+            help="Delete what this source yields after this many days ('retention run').",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Register a source with its lawful basis."""
     with opened(ctx) as engine:
         record = engine.add_source(
-            name, lawful_basis=basis, kind=kind, jurisdiction=jurisdiction, actor=actor_name()
+            name,
+            lawful_basis=basis,
+            kind=kind,
+            jurisdiction=jurisdiction,
+            policy={"retention_days": retention_days} if retention_days is not None else None,
+            actor=actor_name(),
         )
     if as_json:
         print_json(_as_dict(record))
@@ -88,3 +101,19 @@ def show(
     else:
         for key, value in _as_dict(record).items():
             console.print(f"{key}: {value}")
+
+
+@app.command("block")
+@handle_errors
+def block(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Block a source: nothing more is collected from it (its data stays; see takedown)."""
+    with opened(ctx) as engine:
+        record = engine.set_source_status(name, "blocked", actor=actor_name())
+    if as_json:
+        print_json(_as_dict(record))
+    else:
+        console.print(f"source {record.name!r} is now blocked")

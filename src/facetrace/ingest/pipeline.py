@@ -34,6 +34,7 @@ from facetrace.index.base import VectorIndex
 from facetrace.ingest.tasks import (
     PhotoAnalysis,
     PhotoTask,
+    Refused,
     analyze_task,
     init_worker,
     run_in_worker,
@@ -51,7 +52,7 @@ class ItemOutcome:
     """What happened to one item, for progress reporting."""
 
     key: str
-    status: str  # "added", "duplicate", "error", "suppressed"
+    status: str  # "added", "duplicate", "error", "refused"
     faces: int = 0
     error: str | None = None
 
@@ -89,6 +90,7 @@ class IngestPipeline:
         thumbs_dir: Path,
         clock: Callable[[], datetime],
         suppressor: Suppressor | None = None,
+        gate: Callable[[PhotoTask], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -97,23 +99,36 @@ class IngestPipeline:
         self.thumbs_dir = thumbs_dir
         self.clock = clock
         self.suppressor = suppressor
+        self.gate = gate
+        """Governance gate: a refusal reason for a task (blocked host or source), or None."""
 
     def run(
         self,
-        tasks: Iterable[PhotoTask],
+        tasks: Iterable[PhotoTask | Refused],
         source: SourceRecord,
         *,
         workers: int | None = None,
         on_item: Callable[[ItemOutcome], None] | None = None,
+        job_id: int | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> IngestSummary:
-        """Ingest every task; per-item errors are recorded, never raised."""
+        """Ingest every task; per-item errors are recorded, never raised.
+
+        With ``job_id``, each item's outcome is recorded in the job so that a
+        resumed job skips the items in ``skip`` (already done) without reading them.
+        """
         started = time.perf_counter()
         counts = _Counts()
         n_workers = workers if workers is not None else default_workers(self.settings)
         last_save = time.monotonic()
+        tasks = (t for t in tasks if t.key not in skip)
 
         def handle(outcome: ItemOutcome) -> None:
             nonlocal last_save
+            if job_id is not None:
+                self.store.record_job_item(
+                    job_id, outcome.key, outcome.status, outcome.error, self.clock()
+                )
             if on_item is not None:
                 on_item(outcome)
             if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
@@ -140,10 +155,17 @@ class IngestPipeline:
     # --- stages ------------------------------------------------------------
 
     def _prepare(
-        self, task: PhotoTask, source: SourceRecord, counts: _Counts
+        self, task: PhotoTask | Refused, source: SourceRecord, counts: _Counts
     ) -> tuple[bytes, str] | ItemOutcome:
         """Read bytes and hash them; a known photo only gains a sighting."""
         counts.seen += 1
+        if isinstance(task, Refused):
+            return self._error(task.key, task.error, source, counts, status="refused")
+        if self.gate is not None:
+            refusal = self.gate(task)
+            if refusal is not None:  # audited by the engine; the URL is not stored
+                counts.errors.append(ItemError(task.key, refusal))
+                return ItemOutcome(task.key, "refused", error=refusal)
         try:
             data = task_bytes(task, self.settings.max_image_bytes)
         except FaceTraceError as exc:
@@ -160,7 +182,7 @@ class IngestPipeline:
 
     def _analyses(
         self,
-        tasks: Iterable[PhotoTask],
+        tasks: Iterable[PhotoTask | Refused],
         source: SourceRecord,
         counts: _Counts,
         n_workers: int,
@@ -173,6 +195,7 @@ class IngestPipeline:
                     handle(prepared)
                     continue
                 data, _ = prepared
+                assert isinstance(task, PhotoTask)
                 yield task, data, analyze_task(task, self.analyzer, self.settings, data)
             return
         ctx = get_context("spawn")
@@ -184,7 +207,7 @@ class IngestPipeline:
         ) as pool:
             pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]] = {}
             in_flight_shas: set[str] = set()
-            deferred: list[PhotoTask] = []
+            deferred: list[PhotoTask | Refused] = []
             limit = n_workers * 4
             for task in tasks:
                 prepared = self._prepare(task, source, counts)
@@ -198,6 +221,7 @@ class IngestPipeline:
                     deferred.append(task)
                     continue
                 in_flight_shas.add(sha)
+                assert isinstance(task, PhotoTask)
                 pending[pool.submit(run_in_worker, task, data)] = (task, data)
                 while len(pending) >= limit:
                     yield from self._drain(pending, wait_all=False)
@@ -221,10 +245,17 @@ class IngestPipeline:
                 analysis = PhotoAnalysis(key=task.key, error=f"analysis failed: {exc}")
             yield task, data, analysis
 
-    def _error(self, key: str, message: str, source: SourceRecord, counts: _Counts) -> ItemOutcome:
+    def _error(
+        self,
+        key: str,
+        message: str,
+        source: SourceRecord,
+        counts: _Counts,
+        status: str = "error",
+    ) -> ItemOutcome:
         counts.errors.append(ItemError(key, message))
         self.store.record_error(source.id, key, message, self.clock())
-        return ItemOutcome(key, "error", error=message)
+        return ItemOutcome(key, status, error=message)
 
     def _commit(
         self,
@@ -238,12 +269,24 @@ class IngestPipeline:
             counts.timings[stage] = counts.timings.get(stage, 0.0) + seconds
         if analysis.error is not None:
             return self._error(task.key, analysis.error, source, counts)
+        if analysis.phash is not None and self.settings.near_duplicate_bits >= 0:
+            twin = self.store.near_duplicate(analysis.phash, self.settings.near_duplicate_bits)
+            if twin is not None:
+                # A resized or re-encoded copy of a stored photo: one more place it was found.
+                self.store.add_sighting(
+                    twin, source.id, task.origin, task.page_url, task.collected_at
+                )
+                counts.duplicates += 1
+                return ItemOutcome(task.key, "duplicate")
         faces = list(analysis.faces)
         suppressed = 0
         if faces and self.suppressor is not None:
             drop = self.suppressor(np.stack([f.embedding for f in faces]))
             suppressed = int(drop.sum())
             faces = [f for f, d in zip(faces, drop, strict=True) if not d]
+            if not faces:  # only opted-out people in it: the photo is not stored at all
+                counts.suppressed += suppressed
+                return ItemOutcome(task.key, "suppressed")
         new_faces = []
         for i, face in enumerate(faces):
             thumb = self._write_thumbnail(analysis.sha256, i, face.thumbnail)
@@ -264,6 +307,7 @@ class IngestPipeline:
                 height=analysis.height,
                 format=analysis.format,
                 byte_size=analysis.byte_size,
+                phash=analysis.phash,
             ),
             new_faces,
             model_id=self.analyzer.model_id,

@@ -17,6 +17,7 @@ from facetrace.config import Settings
 from facetrace.errors import FaceTraceError
 from facetrace.vision.analyzer import AnalyzedFace, FaceAnalyzer, build_analyzer
 from facetrace.vision.imaging import decode_image, read_image_bytes
+from facetrace.vision.phash import phash
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -40,6 +41,14 @@ class PhotoTask:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """An item refused before analysis (robots.txt, deny list, scope, fetch error...)."""
+
+    key: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoAnalysis:
     """What a worker found in a photo; ``error`` is set instead when it failed.
 
@@ -55,6 +64,7 @@ class PhotoAnalysis:
     format: str = ""
     byte_size: int = 0
     faces: tuple[AnalyzedFace, ...] = ()
+    phash: int | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -83,6 +93,7 @@ def analyze_task(
         t1 = time.perf_counter()
         timings["decode"] = t1 - t0
         faces = analyzer.analyze(image.pixels, timings=timings)
+        perceptual = phash(image.pixels)
     except FaceTraceError as exc:
         return PhotoAnalysis(key=task.key, error=str(exc), timings=timings)
     except MemoryError:
@@ -95,6 +106,7 @@ def analyze_task(
         format=image.format,
         byte_size=image.byte_size,
         faces=tuple(faces),
+        phash=perceptual,
         timings=timings,
     )
 

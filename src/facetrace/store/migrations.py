@@ -31,6 +31,7 @@ def _create(*tables: object) -> Callable[[Connection], None]:
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "sources, photos, sightings, faces, events", _create(*schema.MIGRATION_1_TABLES)),
+    Migration(2, "ingest jobs and their items", _create(*schema.MIGRATION_2_TABLES)),
 ]
 
 

@@ -19,6 +19,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from facetrace.errors import StoreError
 from facetrace.store import migrations, schema
 from facetrace.types import BBox, Provenance, Stats
+from facetrace.vision.phash import bands as phash_bands
+from facetrace.vision.phash import distance as phash_distance
+from facetrace.vision.phash import to_hex as phash_hex
 
 
 def utc(value: datetime) -> datetime:
@@ -61,7 +64,7 @@ class NewPhoto:
     height: int
     format: str
     byte_size: int
-    phash: str | None = None
+    phash: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,36 @@ class FaceRecord:
     model_id: str
     thumbnail: str | None
     provenance: tuple[Provenance, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """An ingest job: its inputs (``spec``), status, item counts and item errors."""
+
+    id: int
+    source: str
+    kind: str
+    spec: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    item_counts: dict[str, int]
+    errors: tuple[tuple[str, str], ...]
+    summary: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "kind": self.kind,
+            "spec": self.spec,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "item_counts": self.item_counts,
+            "errors": [{"item": k, "error": e} for k, e in self.errors],
+            "summary": self.summary,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +286,7 @@ class Store:
             photo_id = conn.execute(
                 schema.photos.insert().values(
                     sha256=photo.sha256,
-                    phash=photo.phash,
+                    **_phash_columns(photo.phash),
                     width=photo.width,
                     height=photo.height,
                     format=photo.format,
@@ -386,6 +419,122 @@ class Store:
             indexed=indexed,
         )
 
+    def near_duplicate(self, value: int, max_bits: int) -> int | None:
+        """Id of a stored photo whose perceptual hash is within ``max_bits`` of ``value``.
+
+        Candidates share a 16-bit band exactly (complete for ``max_bits <= 3``)."""
+        if max_bits < 0:
+            return None
+        p = schema.photos
+        b = phash_bands(value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(p.c.id, p.c.phash)
+                .where(
+                    (p.c.phash_b0 == b[0])
+                    | (p.c.phash_b1 == b[1])
+                    | (p.c.phash_b2 == b[2])
+                    | (p.c.phash_b3 == b[3])
+                )
+                .order_by(p.c.id)
+                .limit(1000)
+            ).all()
+        best: tuple[int, int] | None = None
+        for row in rows:
+            d = phash_distance(value, int(row.phash, 16))
+            if d <= max_bits and (best is None or d < best[0]):
+                best = (d, row.id)
+        return best[1] if best else None
+
+    # --- jobs ----------------------------------------------------------------
+
+    def create_job(self, source_id: int, kind: str, spec: dict[str, Any], now: datetime) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    schema.jobs.insert().values(
+                        source_id=source_id,
+                        kind=kind,
+                        spec=json.dumps(spec, sort_keys=True),
+                        status="running",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+
+    def set_job_status(
+        self, job_id: int, status: str, now: datetime, summary: dict[str, Any] | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if summary is not None:
+            values["summary"] = json.dumps(summary, sort_keys=True)
+        with self.engine.begin() as conn:
+            conn.execute(schema.jobs.update().where(schema.jobs.c.id == job_id).values(**values))
+
+    def record_job_item(
+        self, job_id: int, key: str, status: str, error: str | None, now: datetime
+    ) -> None:
+        """Record one item's outcome (the latest outcome wins on a resumed job)."""
+        ji = schema.job_items
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                ji.update()
+                .where(ji.c.job_id == job_id, ji.c.key == key)
+                .values(status=status, error=error, at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    ji.insert().values(job_id=job_id, key=key, status=status, error=error, at=now)
+                )
+
+    def job_done_keys(self, job_id: int) -> set[str]:
+        """Keys of the job's items that need no retry (everything but errors)."""
+        ji = schema.job_items
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(ji.c.key).where(ji.c.job_id == job_id, ji.c.status != "error")
+                ).scalars()
+            )
+
+    def job(self, job_id: int) -> JobRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.jobs, schema.sources.c.name.label("source"))
+                .join(schema.sources, schema.sources.c.id == schema.jobs.c.source_id)
+                .where(schema.jobs.c.id == job_id)
+            ).first()
+            if row is None:
+                return None
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(schema.job_items.c.status, func.count())
+                    .where(schema.job_items.c.job_id == job_id)
+                    .group_by(schema.job_items.c.status)
+                ).all()
+            )
+            errors = conn.execute(
+                select(schema.job_items.c.key, schema.job_items.c.error)
+                .where(
+                    schema.job_items.c.job_id == job_id,
+                    schema.job_items.c.status.in_(["error", "refused"]),
+                )
+                .order_by(schema.job_items.c.id)
+            ).all()
+        return _job(row._mapping, counts, [(e.key, e.error or "") for e in errors])
+
+    def jobs(self, limit: int = 50) -> list[JobRecord]:
+        with self.engine.connect() as conn:
+            ids = (
+                conn.execute(
+                    select(schema.jobs.c.id).order_by(schema.jobs.c.id.desc()).limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+        return [j for j in (self.job(i) for i in ids) if j is not None]
+
     # --- events and errors -------------------------------------------------
 
     def record_event(self, kind: str, actor: str, at: datetime, payload: dict[str, Any]) -> int:
@@ -408,6 +557,34 @@ class Store:
                     source_id=source_id, item=item, error=error, at=at
                 )
             )
+
+
+def _phash_columns(value: int | None) -> dict[str, Any]:
+    if value is None:
+        return {"phash": None}
+    b = phash_bands(value)
+    return {
+        "phash": phash_hex(value),
+        "phash_b0": b[0],
+        "phash_b1": b[1],
+        "phash_b2": b[2],
+        "phash_b3": b[3],
+    }
+
+
+def _job(row: Any, counts: dict[str, int], errors: list[tuple[str, str]]) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        source=row["source"],
+        kind=row["kind"],
+        spec=json.loads(row["spec"]),
+        status=row["status"],
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
+        item_counts={str(k): int(v) for k, v in counts.items()},
+        errors=tuple(errors),
+        summary=json.loads(row["summary"]) if row["summary"] else None,
+    )
 
 
 def _source(row: Any) -> SourceRecord:

@@ -57,7 +57,13 @@ photos = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("sha256", String(64), nullable=False, unique=True),
-    Column("phash", String(16), nullable=True, index=True),
+    # 64-bit DCT perceptual hash as 16 hex digits, and its four 16-bit bands:
+    # two hashes within 3 bits share at least one band exactly (pigeonhole).
+    Column("phash", String(16), nullable=True),
+    Column("phash_b0", Integer, nullable=True, index=True),
+    Column("phash_b1", Integer, nullable=True, index=True),
+    Column("phash_b2", Integer, nullable=True, index=True),
+    Column("phash_b3", Integer, nullable=True, index=True),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
     Column("format", String(10), nullable=False),
@@ -127,3 +133,33 @@ MIGRATION_1_TABLES = (
     events,
     ingest_errors,
 )
+
+
+# --- migration 2 -------------------------------------------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # folder, url-list, warc
+    Column("spec", Text, nullable=False),  # JSON: the inputs, so the job can be resumed
+    Column("status", String(20), nullable=False),  # running, completed, interrupted
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("summary", Text, nullable=True),  # JSON IngestSummary once finished
+)
+
+job_items = Table(
+    "job_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # added, duplicate, error, refused, suppressed
+    Column("error", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("job_id", "key", name="uq_job_item"),
+)
+
+MIGRATION_2_TABLES = (jobs, job_items)

@@ -178,7 +178,9 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
 
     detector: Detector
     if settings.detector is DetectorKind.HOG:
-        detector = HogDetector(settings.min_face_px, settings.max_detect_side)
+        detector = HogDetector(
+            settings.min_face_px, settings.max_detect_side, small_faces=settings.small_face_pass
+        )
     else:
         detector = CnnDetector(settings.min_face_px, min(settings.max_detect_side, 1600))
     embedder: Embedder

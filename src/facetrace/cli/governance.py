@@ -1,0 +1,437 @@
+"""Governance commands, and the permission gate every CLI command passes through.
+
+``opened(ctx)`` (cli/common.py) calls :func:`gate_command` right after opening the
+engine: it authenticates the caller (``--api-key`` / ``FACETRACE_API_KEY``, or the
+bootstrap admin while no user exists) and asks :func:`~facetrace.governance.access.authorize`
+about the command's action from :data:`COMMAND_ACTIONS`. A command missing from the
+table is allowed to admins only (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from facetrace.cli.common import console, handle_errors, opened, print_json
+from facetrace.errors import AccessDeniedError, UsageError
+from facetrace.events import AccessDenied, AuditExported
+from facetrace.governance import access
+from facetrace.governance.access import Action, Actor, Role
+
+if TYPE_CHECKING:
+    from facetrace.app import FaceTrace
+
+API_KEY_META = "facetrace.api_key"
+API_KEY_ENV = "FACETRACE_API_KEY"
+
+AUTHENTICATED = None
+"""Marker in :data:`COMMAND_ACTIONS`: any authenticated actor may run the command."""
+
+COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
+    ("ingest",): Action.INGEST,
+    ("search",): Action.SEARCH,
+    ("verify",): Action.VERIFY,
+    ("stats",): AUTHENTICATED,
+    ("sources", "add"): Action.SOURCES_MANAGE,
+    ("sources", "block"): Action.SOURCES_MANAGE,
+    ("sources", "list"): AUTHENTICATED,
+    ("sources", "show"): AUTHENTICATED,
+    ("jobs", "list"): Action.INGEST,
+    ("jobs", "show"): Action.INGEST,
+    ("jobs", "resume"): Action.INGEST,
+    ("takedown",): Action.TAKEDOWN,
+    ("optout",): Action.OPTOUT,
+    ("confirm",): Action.MATCH_CONFIRM,
+    ("audit", "head"): Action.AUDIT_VERIFY,
+    ("audit", "verify"): Action.AUDIT_VERIFY,
+    ("audit", "export"): Action.AUDIT_READ,
+    ("users", "add"): Action.USERS_MANAGE,
+    ("users", "list"): Action.USERS_MANAGE,
+    ("users", "revoke"): Action.USERS_MANAGE,
+    # keys: users may list and revoke their own, so the resource decides (inside).
+    ("keys", "add"): AUTHENTICATED,
+    ("keys", "list"): AUTHENTICATED,
+    ("keys", "revoke"): AUTHENTICATED,
+    ("retention", "run"): Action.RETENTION_RUN,
+}
+
+_actor: ContextVar[Actor | None] = ContextVar("facetrace_actor", default=None)
+
+
+def current_actor() -> Actor | None:
+    """The actor the running command was authorised as (None outside a command)."""
+    return _actor.get()
+
+
+def _command_path(ctx: typer.Context) -> tuple[str, ...]:
+    names = []
+    c: typer.Context | None = ctx
+    while c is not None and c.parent is not None:
+        names.append(c.info_name or "")
+        c = c.parent  # type: ignore[assignment]
+    return tuple(reversed(names))
+
+
+def _resource(ctx: typer.Context) -> str | None:
+    for param, prefix in (("case", "case"), ("source", "source"), ("name", "name")):
+        value = ctx.params.get(param)
+        if isinstance(value, str) and value:
+            return f"{prefix}:{value}"
+    return None
+
+
+def gate_command(ctx: typer.Context, engine: FaceTrace) -> Actor:
+    """Authenticate the caller and authorise the running command; audit any refusal.
+
+    Sets :func:`current_actor` for the rest of the command.
+    """
+    from facetrace.cli.common import local_actor_name
+
+    token = ctx.meta.get(API_KEY_META) or os.environ.get(API_KEY_ENV) or None
+    path = _command_path(ctx)
+    try:
+        actor = access.authenticate(engine, token, local_actor_name())
+    except AccessDeniedError as exc:
+        engine.track_event(
+            AccessDenied(
+                actor="unauthenticated",
+                at=engine.clock(),
+                action=" ".join(path),
+                resource=None,
+                reason=str(exc),
+            )
+        )
+        raise
+    if path not in COMMAND_ACTIONS:
+        if actor.role is not Role.ADMIN:
+            engine.track_event(
+                AccessDenied(
+                    actor=actor.label,
+                    at=engine.clock(),
+                    action=" ".join(path),
+                    resource=None,
+                    reason="command has no permission mapping: admins only",
+                )
+            )
+            raise AccessDeniedError(f"access denied: '{' '.join(path)}' is for admins only")
+    else:
+        action = COMMAND_ACTIONS[path]
+        if action is not None:
+            access.require(engine, actor, action, _resource(ctx))
+    _actor.set(actor)
+    return actor
+
+
+def _actor_or_fail() -> Actor:
+    actor = current_actor()
+    if actor is None:  # pragma: no cover - opened() always gates first
+        raise AccessDeniedError("access denied: no authenticated actor")
+    return actor
+
+
+# --- takedown, opt-out, confirm ------------------------------------------------
+
+
+@handle_errors
+def takedown(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option("--source", help="Source name.")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Host; its subdomains are included.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
+) -> None:
+    """Delete everything derived only from a source or host, and block it for good."""
+    from facetrace.governance.takedown import takedown_host, takedown_source
+
+    if (source is None) == (host is None):
+        raise UsageError("give exactly one of --source NAME or --host DOMAIN")
+    with opened(ctx) as engine:
+        actor = _actor_or_fail()
+        receipt = (
+            takedown_source(engine, actor, source)
+            if source is not None
+            else takedown_host(engine, actor, host or "")
+        )
+    if as_json:
+        print_json(receipt.to_dict())
+        return
+    r = receipt.removed
+    console.print(
+        f"took down {receipt.target_kind.value} {receipt.target!r} (now blocked): removed "
+        f"{r['photos']} photos, {r['faces']} faces, {r['sightings']} sightings; "
+        f"{receipt.photos_kept} shared photos kept; ids sha256 {receipt.removed_ids_sha256}",
+        markup=False,
+    )
+
+
+@handle_errors
+def optout(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(help="A photo of the person opting out.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
+) -> None:
+    """Delete a person's faces and keep them out of future ingests and searches."""
+    from facetrace.governance.optout import opt_out
+
+    with opened(ctx) as engine:
+        receipt = opt_out(engine, _actor_or_fail(), photo)
+    if as_json:
+        print_json(receipt.to_dict())
+    else:
+        console.print(f"{receipt.message} (request {receipt.request_id})", markup=False)
+
+
+@handle_errors
+def confirm(
+    ctx: typer.Context,
+    face: Annotated[int, typer.Option("--face", help="Face id of the match.")],
+    case: Annotated[str, typer.Option("--case", help="Case ID.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Propose, or (as a second user) confirm, a match as an identification."""
+    from facetrace.governance.confirm import confirm_match
+
+    with opened(ctx) as engine:
+        result = confirm_match(engine, _actor_or_fail(), face, case)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(f"face {face} in case {case}: {result.label}", markup=False)
+
+
+# --- audit -----------------------------------------------------------------------
+
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+
+
+@audit_app.command("head")
+@handle_errors
+def audit_head(ctx: typer.Context) -> None:
+    """Print the log's head (count and hash) as JSON; keep it outside the system."""
+    from facetrace.governance.audit import AuditLog
+
+    with opened(ctx) as engine:
+        head = AuditLog(engine.store.engine).head()
+    print_json(head.to_dict())
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(
+    ctx: typer.Context,
+    anchor: Annotated[
+        Path | None,
+        typer.Option("--anchor", help="A head saved earlier by 'audit head' (JSON file)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check the chain; exits 3 if any entry was changed, deleted, reordered or cut off."""
+    from facetrace.governance.audit import AuditHead, AuditLog
+
+    head = None
+    if anchor is not None:
+        try:
+            head = AuditHead.from_dict(json.loads(anchor.read_text()))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read the anchor {anchor}: {exc}") from exc
+    with opened(ctx) as engine:
+        report = AuditLog(engine.store.engine).verify(head)
+    if as_json:
+        print_json(report.to_dict())
+    elif report.ok:
+        console.print(f"audit log intact: {report.entries} entries, head {report.head.hash}")
+    else:
+        for problem in report.problems:
+            console.print(f"TAMPERED: {problem}", markup=False)
+    if not report.ok:
+        raise typer.Exit(3)
+
+
+@audit_app.command("export")
+@handle_errors
+def audit_export(
+    ctx: typer.Context,
+    case: Annotated[str, typer.Option("--case", help="Case ID.")],
+) -> None:
+    """Print one case's trail as JSON: its entries with their hashes and links."""
+    from facetrace.governance.audit import AuditLog
+
+    with opened(ctx) as engine:
+        log = AuditLog(engine.store.engine)
+        entries = log.entries(case)
+        actor = _actor_or_fail()
+        engine.track_event(
+            AuditExported(actor=actor.label, at=engine.clock(), case_id=case, entries=len(entries))
+        )
+        head = log.head()
+    print_json({"case_id": case, "entries": [e.to_dict() for e in entries], "head": head.to_dict()})
+
+
+# --- users and keys ----------------------------------------------------------------
+
+users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
+
+
+def _print_key(issued: access.IssuedKey, as_json: bool) -> None:
+    if as_json:
+        print_json(issued.to_dict())
+        return
+    console.print(f"API key for {issued.user} (id {issued.key.key_id}); shown once:", markup=False)
+    console.print(issued.token, markup=False)
+
+
+@users_app.command("add")
+@handle_errors
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str, typer.Option("--role", help="admin, investigator or auditor.")],
+    expires_days: Annotated[
+        float | None, typer.Option("--expires-days", help="First key's lifetime.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a user and print their first API key (once)."""
+    with opened(ctx) as engine:
+        issued = access.add_user(engine, _actor_or_fail(), name, role, expires_days=expires_days)
+    _print_key(issued, as_json)
+
+
+@users_app.command("list")
+@handle_errors
+def users_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List users."""
+    with opened(ctx) as engine:
+        users = access.list_users(engine, _actor_or_fail())
+    rows = [
+        {
+            "name": u.name,
+            "role": u.role,
+            "created_at": u.created_at.isoformat(),
+            "revoked_at": u.revoked_at.isoformat() if u.revoked_at else None,
+        }
+        for u in users
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table()
+    for col in ("name", "role", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["name"]), str(r["role"]), str(r["created_at"]), str(r["revoked_at"] or "")
+        )
+    console.print(table)
+
+
+@users_app.command("revoke")
+@handle_errors
+def users_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a user and all their keys, effective immediately."""
+    with opened(ctx) as engine:
+        access.revoke_user(engine, _actor_or_fail(), name)
+    console.print(f"user {name!r} and their keys are revoked", markup=False)
+
+
+@keys_app.command("add")
+@handle_errors
+def keys_add(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User the key is for.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Allowed action (repeat); default all of the role's."),
+    ] = None,
+    expires_days: Annotated[float | None, typer.Option("--expires-days")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue an API key and print it (once)."""
+    with opened(ctx) as engine:
+        issued = access.issue_key(
+            engine, _actor_or_fail(), user, scopes=scope or (), expires_days=expires_days
+        )
+    _print_key(issued, as_json)
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List keys (ids, scopes, dates; never secrets)."""
+    with opened(ctx) as engine:
+        keys = access.list_keys(engine, _actor_or_fail(), user)
+    rows = [
+        {
+            "key_id": k.key_id,
+            "user_id": k.user_id,
+            "scopes": list(k.scopes),
+            "created_at": k.created_at.isoformat(),
+            "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        console.print(json.dumps(r), markup=False)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a key, effective on its next use."""
+    with opened(ctx) as engine:
+        access.revoke_key(engine, _actor_or_fail(), key_id)
+    console.print(f"key {key_id} revoked", markup=False)
+
+
+# --- retention -----------------------------------------------------------------------
+
+retention_app = typer.Typer(help="Enforce sources' retention periods.", no_args_is_help=True)
+
+
+@retention_app.command("run")
+@handle_errors
+def retention_run(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Delete every sighting older than its source's retention_days."""
+    from facetrace.governance.retention import run_retention
+
+    with opened(ctx) as engine:
+        report = run_retention(engine, _actor_or_fail())
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console.print(
+        f"retention: {report.sightings_removed} sightings, {report.photos_removed} photos, "
+        f"{report.faces_removed} faces deleted",
+        markup=False,
+    )
+
+
+def mount(app: typer.Typer) -> None:
+    """Add the governance commands to the root app."""
+    app.command("takedown")(takedown)
+    app.command("optout")(optout)
+    app.command("confirm")(confirm)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(users_app, name="users")
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(retention_app, name="retention")

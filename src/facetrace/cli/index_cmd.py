@@ -1,0 +1,104 @@
+"""``facetrace index ...`` and ``facetrace bench index``: thin wrappers over library calls."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+
+import typer
+
+from facetrace.config import IndexBackend, Settings
+from facetrace.errors import FaceTraceError
+
+index_app = typer.Typer(help="Inspect, rebuild and migrate the vector index.", no_args_is_help=True)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    if not isinstance(settings, Settings):
+        settings = Settings()
+    return settings
+
+
+def _fail(exc: FaceTraceError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=1)
+
+
+@index_app.command("stats")
+def stats(
+    ctx: typer.Context,
+    dim: int = typer.Option(128, help="Vector dimension."),
+    json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show the index backend, structure, counts and sizes."""
+    from facetrace.index.maintenance import index_stats
+
+    try:
+        info = index_stats(_settings(ctx), dim)
+    except FaceTraceError as exc:
+        raise _fail(exc) from exc
+    if json:
+        typer.echo(jsonlib.dumps(info))
+    else:
+        for key, value in info.items():
+            typer.echo(f"{key}: {value}")
+
+
+@index_app.command("rebuild")
+def rebuild(ctx: typer.Context, dim: int = typer.Option(128, help="Vector dimension.")) -> None:
+    """Drop removed vectors for good and rebuild the search structure."""
+    from facetrace.index.maintenance import rebuild_index
+
+    try:
+        info = rebuild_index(_settings(ctx), dim)
+    except FaceTraceError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"rebuilt {info['backend']} index: {info['count']} vectors")
+
+
+@index_app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    to: IndexBackend = typer.Option(..., "--to", help="Backend to copy the gallery into."),
+    source: IndexBackend | None = typer.Option(
+        None, "--from", help="Backend to copy from (default: the configured one)."
+    ),
+    vectors: Path | None = typer.Option(
+        None, "--vectors", help=".npz with ids and vectors to import instead.", exists=True
+    ),
+    dim: int = typer.Option(128, help="Vector dimension."),
+) -> None:
+    """Copy every vector into another backend, without re-embedding."""
+    from facetrace.index.maintenance import migrate_index
+
+    try:
+        moved = migrate_index(_settings(ctx), to, source, vectors, dim)
+    except FaceTraceError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"copied {moved} vectors into {to.value}")
+
+
+def bench_index(
+    ctx: typer.Context,
+    n: int = typer.Option(100_000, "--n", min=1, help="Gallery size."),
+    backend: IndexBackend | None = typer.Option(
+        None, "--backend", help="Backend (default: the configured one)."
+    ),
+    dim: int = typer.Option(128, "--dim", min=1, help="Vector dimension."),
+    json: bool = typer.Option(False, "--json", help="Print JSON."),
+    queries: int = typer.Option(1000, "--queries", min=1, help="Probe count."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Scratch folder (default: temp)."),
+) -> None:
+    """Benchmark the index on face-like vectors: latency, throughput, recall, memory."""
+    from facetrace.evaluation.bench_index import run_bench
+
+    try:
+        result = run_bench(_settings(ctx), n, backend, dim, queries=queries, workdir=workdir)
+    except FaceTraceError as exc:
+        raise _fail(exc) from exc
+    if json:
+        typer.echo(result.to_json())
+    else:
+        for key, value in jsonlib.loads(result.to_json()).items():
+            typer.echo(f"{key}: {value}")

@@ -1,0 +1,151 @@
+"""Opt-out: a person removes their faces from the gallery and keeps them out.
+
+From one photo of the person (its largest face) :func:`opt_out`
+
+1. deletes every gallery face closer than ``settings.optout_threshold`` (a strict
+   Euclidean distance, 0.45 by default, against 0.6 for a match), and any photo left
+   with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
+2. stores the probe descriptor as a *suppression template*: a row with a random id,
+   the model id and the embedding, in its own table, with no face, photo, request or
+   time that could link it to the gallery or to the audit trail;
+3. returns an :class:`OptOutReceipt` whose fields and wording are the same whether
+   or not the person was in the gallery (counts go to the audit log only).
+
+Afterwards :func:`suppressor_for` gives the pipeline's suppressor (faces closer than
+``settings.optout_suppress_threshold``, 0.5, to a template are not stored at ingest)
+and the search's ``exclude`` (such faces are never returned).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facetrace.errors import UsageError
+from facetrace.events import OptOutProcessed
+from facetrace.governance.access import Action, Actor, require
+from facetrace.governance.purge import finish_purge
+from facetrace.governance.repository import GovernanceStore
+from facetrace.store.repository import Store
+from facetrace.vision.imaging import decode_image, read_image_bytes
+
+if TYPE_CHECKING:
+    from facetrace.app import FaceTrace
+
+RECEIPT_MESSAGE = (
+    "Your opt-out request has been processed. Any matching faces have been deleted "
+    "and future photos of you will not be stored or returned by searches."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutReceipt:
+    """The same shape and wording for everyone: a random request id, status and time."""
+
+    request_id: str
+    status: str
+    at: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "status": self.status,
+            "at": self.at,
+            "message": self.message,
+        }
+
+
+class Suppression:
+    """Callable ``(n, dim) float32 -> (n,) bool``: True where a face is within
+    ``threshold`` (Euclidean) of any ``(m, dim)`` template."""
+
+    def __init__(self, templates: np.ndarray, threshold: float) -> None:
+        if templates.ndim != 2 or templates.shape[0] == 0:
+            raise ValueError("templates must be a non-empty (m, dim) array")
+        self.templates = np.ascontiguousarray(templates, dtype=np.float64)
+        self.threshold = float(threshold)
+        self._t2 = (self.templates**2).sum(1)
+
+    def min_distance(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64: each face's distance to its nearest template."""
+        e = np.asarray(embeddings, dtype=np.float64)
+        if e.ndim != 2 or e.shape[1] != self.templates.shape[1]:
+            raise ValueError(f"embeddings must be (n, {self.templates.shape[1]})")
+        d2 = (e**2).sum(1)[:, None] - 2.0 * e @ self.templates.T + self._t2[None, :]
+        out: np.ndarray = np.sqrt(np.maximum(d2, 0.0).min(axis=1))
+        return out
+
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        if len(embeddings) == 0:
+            return np.zeros((0,), dtype=bool)
+        return self.min_distance(embeddings) < self.threshold
+
+
+def suppressor_for(engine: FaceTrace) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The opt-out suppressor for the engine's model, or None when nobody opted out."""
+    templates = GovernanceStore(engine.store.engine).templates(
+        engine.analyzer.model_id, engine.analyzer.embedder.dim
+    )
+    if templates.shape[0] == 0:
+        return None
+    return Suppression(templates, engine.settings.optout_suppress_threshold)
+
+
+def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: float) -> list[int]:
+    """Ids of every stored face of ``model_id`` closer than ``threshold`` to the ``(dim,)`` probe.
+
+    An exact scan of the store (the source of truth), not the approximate index: an
+    opt-out must not miss a face because a compressed structure did.
+    """
+    q = np.asarray(probe, dtype=np.float64)
+    found: list[int] = []
+    for ids, vecs in store.iter_embeddings(model_id, q.shape[0]):
+        d = np.linalg.norm(vecs.astype(np.float64) - q[None, :], axis=1)
+        found += [int(i) for i in ids[d < threshold]]
+    return found
+
+
+def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
+    """Process an opt-out from a photo of the person; see the module docstring."""
+    require(engine, actor, Action.OPTOUT)
+    settings = engine.settings
+    data = (
+        photo
+        if isinstance(photo, bytes)
+        else read_image_bytes(Path(photo), settings.max_image_bytes)
+    )
+    image = decode_image(
+        data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    )
+    embeddings = engine.analyzer.embed_image(image.pixels)
+    if embeddings.shape[0] == 0:
+        raise UsageError("no face found in the opt-out photo; use a clear photo of one face")
+    probe = np.ascontiguousarray(embeddings[0], dtype=np.float32)
+    repo = GovernanceStore(engine.store.engine)
+    matches = faces_within(engine.store, engine.analyzer.model_id, probe, settings.optout_threshold)
+    deleted = repo.delete_faces(matches)
+    repo.add_template(secrets.token_hex(16), engine.analyzer.model_id, probe)
+    purge = finish_purge(engine, deleted)  # runs in full even when nothing matched
+    now = engine.clock()
+    request_id = secrets.token_hex(8)
+    engine.track_event(
+        OptOutProcessed(
+            actor=actor.label,
+            at=now,
+            request_id=request_id,
+            faces_removed=len(deleted.face_ids),
+            removed_ids_sha256=purge.ids_sha256,
+        )
+    )
+    return OptOutReceipt(
+        request_id=request_id,
+        status="processed",
+        at=now.replace(microsecond=0).isoformat(),
+        message=RECEIPT_MESSAGE,
+    )

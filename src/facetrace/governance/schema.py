@@ -1,0 +1,119 @@
+"""Tables owned by governance, created by migration 10 (registered on import).
+
+- ``audit_log``: the hash-chained audit trail (one row per event; ``body`` is the
+  canonical JSON that ``hash`` covers; the other columns repeat parts of it for queries).
+- ``users`` and ``api_keys``: who may act; keys are stored as SHA-256 digests only.
+- ``blocked_hosts``: hosts (and their subdomains) nothing is collected from.
+- ``suppression_templates``: opt-out templates, kept apart from the gallery: a random
+  id and an embedding, no face, photo or request id and no timestamp.
+- ``match_confirmations``: two-person confirmation of a match as an identification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from facetrace.store import migrations
+from facetrace.store.schema import metadata
+
+MIGRATION_VERSION = 10
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3 ... no gaps
+    Column("kind", String(60), nullable=False),
+    Column("at", String(40), nullable=False),  # ISO 8601 UTC, as in the body
+    Column("actor", String(200), nullable=False),
+    Column("case_id", String(200), nullable=True),
+    Column("body", Text, nullable=False),  # canonical JSON covered by ``hash``
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_case", "case_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(32), nullable=False, unique=True),  # public prefix of the token
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("digest", String(64), nullable=False),  # sha256 hex of the whole token
+    Column("scopes", Text, nullable=False),  # JSON list of action values; [] = the role's
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+blocked_hosts = Table(
+    "blocked_hosts",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+suppression_templates = Table(
+    "suppression_templates",
+    metadata,
+    Column("id", String(32), primary_key=True),  # random hex, linked to nothing
+    Column("model_id", String(100), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),  # (dim,) float32
+)
+
+match_confirmations = Table(
+    "match_confirmations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("face_id", Integer, nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("proposed_by", Integer, nullable=True),  # user id; NULL = bootstrap admin
+    Column("proposed_label", String(200), nullable=False),
+    Column("proposed_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_by", Integer, nullable=True),
+    Column("confirmed_label", String(200), nullable=True),
+    Column("confirmed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("face_id", "case_id", name="uq_confirmation"),
+)
+
+TABLES = (
+    audit_log,
+    users,
+    api_keys,
+    blocked_hosts,
+    suppression_templates,
+    match_confirmations,
+)
+
+
+def _apply(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(TABLES))
+
+
+def _migration() -> migrations.Migration:
+    apply: Callable[[Connection], None] = _apply
+    return migrations.Migration(MIGRATION_VERSION, "governance: audit log, access, opt-out", apply)
+
+
+migrations.register(_migration())
