@@ -52,11 +52,12 @@ def embed_all(images: Path, cache: Path | None) -> tuple[list[str], list[str], n
         image = decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8).pixels
         shapes = analyzer.shapes(image)
         if shapes:
-            h, w = image.shape[:2]
+            cx, cy = image.shape[1] / 2, image.shape[0] / 2
 
-            def off_centre(s: object) -> float:
+            def off_centre(s: object, cx: float = cx, cy: float = cy) -> float:
                 b = s.detection.bbox  # type: ignore[attr-defined]
-                return float(((b.left + b.right) / 2 - w / 2) ** 2 + ((b.top + b.bottom) / 2 - h / 2) ** 2)
+                dx, dy = (b.left + b.right) / 2 - cx, (b.top + b.bottom) / 2 - cy
+                return float(dx**2 + dy**2)
 
             shape = min(shapes, key=off_centre)
             chips = analyzer.embedder.chips(image, [shape])  # type: ignore[attr-defined]
@@ -72,7 +73,9 @@ def embed_all(images: Path, cache: Path | None) -> tuple[list[str], list[str], n
     return people, files, emb
 
 
-def evaluate(people: list[str], emb: np.ndarray, thresholds: list[float], seed: int) -> dict[str, object]:
+def evaluate(
+    people: list[str], emb: np.ndarray, thresholds: list[float], seed: int
+) -> dict[str, object]:
     by_person: dict[str, list[int]] = {}
     for i, p in enumerate(people):
         by_person.setdefault(p, []).append(i)
