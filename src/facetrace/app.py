@@ -61,16 +61,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class StoreEventSink:
-    """Writes each event as a row of the store's ``events`` table."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def track(self, event: Event) -> None:
-        self.store.record_event(event.kind, event.actor, event.at, event.payload())
-
-
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
     """What :meth:`FaceTrace.reconcile` repaired."""

@@ -114,8 +114,11 @@ class SearchResult:
     gallery_size: int
     probe_sha256: str
 
+    NOTICE = "Matches are investigative leads, not identifications."
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "notice": self.NOTICE,
             "faces": [f.to_dict() for f in self.faces],
             "gallery_size": self.gallery_size,
             "probe_sha256": self.probe_sha256,

@@ -537,19 +537,6 @@ class Store:
 
     # --- events and errors -------------------------------------------------
 
-    def record_event(self, kind: str, actor: str, at: datetime, payload: dict[str, Any]) -> int:
-        with self.engine.begin() as conn:
-            return int(
-                conn.execute(
-                    schema.events.insert().values(
-                        kind=kind,
-                        actor=actor,
-                        at=at,
-                        payload=json.dumps(payload, sort_keys=True, default=str),
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-            )
-
     def record_error(self, source_id: int | None, item: str, error: str, at: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(

@@ -104,16 +104,6 @@ faces = Table(
     Index("ix_faces_photo", "photo_id"),
 )
 
-events = Table(
-    "events",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("kind", String(60), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON
-)
-
 ingest_errors = Table(
     "ingest_errors",
     metadata,
@@ -130,7 +120,6 @@ MIGRATION_1_TABLES = (
     photos,
     sightings,
     faces,
-    events,
     ingest_errors,
 )
 
