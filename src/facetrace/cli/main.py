@@ -199,7 +199,16 @@ def search(
     )
     for n, face in enumerate(result.faces, 1):
         table = Table(title=f"face {n} at {face.bbox.as_list()}", title_justify="left")
-        for col in ("#", "distance", "score", "source", "origin", "page", "collected"):
+        for col in (
+            "#",
+            "distance",
+            "score",
+            "false-match rate",
+            "source",
+            "origin",
+            "page",
+            "collected",
+        ):
             table.add_column(col)
         for rank, m in enumerate(face.matches, 1):
             p = m.provenance[0] if m.provenance else None
@@ -207,6 +216,7 @@ def search(
                 str(rank),
                 f"{m.distance:.3f}",
                 f"{m.score:.2f}",
+                f"{m.false_match_rate:.1e}" if m.false_match_rate is not None else "n/a",
                 p.source if p else "",
                 p.origin if p else "",
                 (p.page_url or "") if p else "",
@@ -230,7 +240,14 @@ def verify(
         print_json(result.to_dict())
         return
     verdict = "same person" if result.same_person else "different people"
-    console.print(f"{verdict} (distance {result.distance:.3f}, threshold {result.threshold})")
+    fmr = (
+        f", a stranger scores this close with probability {result.false_match_rate:.1e}"
+        if result.false_match_rate is not None
+        else ""
+    )
+    console.print(
+        f"{verdict} (distance {result.distance:.3f}, threshold {result.threshold:.3f}{fmr})"
+    )
 
 
 @app.command()

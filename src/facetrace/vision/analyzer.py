@@ -194,4 +194,11 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
         from facetrace.vision.onnx_embedder import OnnxEmbedder
 
         embedder = OnnxEmbedder(settings.onnx_model_path)
+    if settings.embed_flip or settings.embed_jitter:
+        # Mirror (and jitter) averaging: same model and space, fewer false non-matches.
+        from facetrace.vision.tta import AugmentedEmbedder
+
+        embedder = AugmentedEmbedder(
+            embedder, flip=settings.embed_flip, jitter=settings.embed_jitter
+        )
     return FaceAnalyzer(detector, FivePointAligner(), embedder, settings.thumbnail_px)
