@@ -30,7 +30,9 @@ def _create(*tables: object) -> Callable[[Connection], None]:
 
 
 MIGRATIONS: list[Migration] = [
-    Migration(1, "sources, photos, sightings, faces, ingest errors", _create(*schema.MIGRATION_1_TABLES)),
+    Migration(
+        1, "sources, photos, sightings, faces, ingest errors", _create(*schema.MIGRATION_1_TABLES)
+    ),
     Migration(2, "ingest jobs and their items", _create(*schema.MIGRATION_2_TABLES)),
 ]
 
