@@ -35,12 +35,12 @@ def gallery_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = Settings(home=home, workers=1)
     with FaceTrace.open(settings) as ft:
         ft.add_source("news", lawful_basis="public-interest journalism archive")
-        ft.ingest_paths(
+        ft.ingest(
             [FR / "obama.jpg", FR / "obama3.jpg", FR / "biden.jpg", FR / "two_people.jpg"],
             source="news",
         )
         johns = [p for d in sorted(JOHNS.iterdir()) if d.is_dir() for p in sorted(d.iterdir())[1:]]
-        ft.ingest_paths(johns, source="news")
+        ft.ingest(johns, source="news")
     return home
 
 

@@ -95,7 +95,7 @@ def test_bad_files_are_reported_and_the_rest_of_the_batch_is_ingested(
     (batch / "e_truncated.jpg").write_bytes(data[: len(data) // 3])
     shutil.copy(FR / "two_people.jpg", batch / "f_good.jpg")
     engine.add_source("s", lawful_basis="test")
-    summary = engine.ingest_paths([batch], source="s")
+    summary = engine.ingest([batch], source="s")
     assert summary.photos_seen == 6
     assert summary.photos_added == 2
     assert summary.faces_added == 3
@@ -115,9 +115,9 @@ def test_same_photo_from_two_sources_is_stored_once_with_both_sightings(
     shutil.copy(FR / "obama.jpg", copy)
     engine.add_source("archive-a", lawful_basis="test")
     engine.add_source("archive-b", lawful_basis="test", jurisdiction="GB")
-    first = engine.ingest_paths([FR / "obama.jpg"], source="archive-a")
-    second = engine.ingest_paths([copy], source="archive-b")
-    again = engine.ingest_paths([FR / "obama.jpg"], source="archive-a")
+    first = engine.ingest([FR / "obama.jpg"], source="archive-a")
+    second = engine.ingest([copy], source="archive-b")
+    again = engine.ingest([FR / "obama.jpg"], source="archive-a")
     assert (first.photos_added, second.photos_added, again.photos_added) == (1, 0, 0)
     assert second.duplicates == 1 and again.duplicates == 1
     stats = engine.stats()
@@ -132,7 +132,7 @@ def test_same_photo_from_two_sources_is_stored_once_with_both_sightings(
 
 def test_unregistered_source_is_refused_with_instructions(engine: FaceTrace) -> None:
     with pytest.raises(UnknownSourceError, match="facetrace sources add nowhere --basis"):
-        engine.ingest_paths([FR / "obama.jpg"], source="nowhere")
+        engine.ingest([FR / "obama.jpg"], source="nowhere")
     assert engine.stats().photos == 0
 
 
@@ -144,7 +144,7 @@ def test_source_needs_a_lawful_basis(engine: FaceTrace) -> None:
 def test_reconcile_repairs_an_index_that_lost_vectors(settings: Settings) -> None:
     with FaceTrace.open(settings) as ft:
         ft.add_source("s", lawful_basis="test")
-        ft.ingest_paths([FR / "two_people.jpg", FR / "obama.jpg"], source="s")
+        ft.ingest([FR / "two_people.jpg", FR / "obama.jpg"], source="s")
         ids = ft.store.face_ids()
         # Simulate a crash after commit but before the index was saved.
         ft.index.remove(ids[:2])
@@ -157,7 +157,7 @@ def test_reconcile_repairs_an_index_that_lost_vectors(settings: Settings) -> Non
 def test_model_mismatch_is_a_clear_error(settings: Settings) -> None:
     with FaceTrace.open(settings) as ft:
         ft.add_source("s", lawful_basis="test")
-        ft.ingest_paths([FR / "obama.jpg"], source="s")
+        ft.ingest([FR / "obama.jpg"], source="s")
         with ft.store.engine.begin() as conn:
             conn.execute(schema.faces.update().values(model_id="some-other-model"))
     with pytest.raises(ModelMismatchError, match="some-other-model"):
@@ -172,7 +172,7 @@ def test_parallel_ingest_matches_serial(tmp_path: Path) -> None:
         s = Settings(home=tmp_path / f"w{workers}", workers=workers)
         with FaceTrace.open(s) as ft:
             ft.add_source("s", lawful_basis="test")
-            summary = ft.ingest_paths(files, source="s")
+            summary = ft.ingest(files, source="s")
             results[workers] = (summary.photos_added, summary.duplicates, summary.faces_added)
             assert ft.stats().indexed == summary.faces_added
     assert results[1] == results[2] == (6, 1, 6)

@@ -385,18 +385,6 @@ class FaceTrace:
         self.store.set_job_status(job_id, "completed", self.clock(), summary.to_dict())
         return summary
 
-    def ingest_paths(
-        self,
-        paths: Sequence[Path],
-        *,
-        source: str,
-        workers: int | None = None,
-        on_item: Callable[[ItemOutcome], None] | None = None,
-        actor: str = "local",
-    ) -> IngestSummary:
-        """Alias of :meth:`ingest`."""
-        return self.ingest(paths, source=source, workers=workers, on_item=on_item, actor=actor)
-
     # --- search ------------------------------------------------------------
 
     def _decode(self, photo: Path | bytes) -> DecodedImage:

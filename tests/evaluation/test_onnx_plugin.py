@@ -89,7 +89,7 @@ def test_ingest_search_calibrate_and_evaluate_with_an_onnx_model(
     with FaceTrace.open(onnx_settings(home, model, embed_flip=False)) as ft:
         assert ft.calibration is None
         ft.add_source("s", lawful_basis="test")
-        summary = ft.ingest_paths([FR / "obama.jpg", FR / "biden.jpg"], source="s")
+        summary = ft.ingest([FR / "obama.jpg", FR / "biden.jpg"], source="s")
         assert summary.faces_added == 2
     # Calibrate on the Johns (5 people): the table lands in the home and is used from then on.
     result = runner.invoke(
@@ -138,7 +138,7 @@ def test_a_gallery_refuses_another_models_embeddings(model: Path, tmp_path: Path
     home = tmp_path / "home"
     with FaceTrace.open(onnx_settings(home, model, embed_flip=False)) as ft:
         ft.add_source("s", lawful_basis="test")
-        ft.ingest_paths([FR / "obama.jpg"], source="s")
+        ft.ingest([FR / "obama.jpg"], source="s")
         onnx_id = ft.analyzer.model_id
     other = build_projection_model(tmp_path / "other.onnx", seed=7)
     with pytest.raises(ModelMismatchError, match=onnx_id):

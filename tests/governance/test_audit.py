@@ -113,7 +113,7 @@ def test_search_is_logged_before_results_and_fails_if_it_cannot_be(
 ) -> None:
     ft = open_engine()
     ft.add_source("s", lawful_basis="t")
-    ft.ingest_paths([FR / "obama.jpg"], source="s", workers=1)
+    ft.ingest([FR / "obama.jpg"], source="s", workers=1)
     result = ft.search(FR / "obama2.jpg", case_id="CASE-7", reason="lead", actor="alice")
     entry = AuditLog(ft.store.engine).entries("CASE-7")[-1]
     assert entry.kind == "search.performed" and entry.actor == "alice"

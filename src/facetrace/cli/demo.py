@@ -35,7 +35,7 @@ def demo(
         if engine.store.get_source(DEMO_SOURCE) is None:
             engine.add_source(DEMO_SOURCE, lawful_basis=DEMO_BASIS, actor=actor_name())
         err_console.print(f"building the demo gallery in {settings.home} ...")
-        summary = engine.ingest_paths(
+        summary = engine.ingest(
             [samples / "gallery"], source=DEMO_SOURCE, workers=1, actor=actor_name()
         )
         console.print(

@@ -78,7 +78,7 @@ def pipeline_run(
         with FaceTrace.open(s) as engine:
             engine.add_source("bench", lawful_basis="benchmark")
             start = time.perf_counter()
-            summary = engine.ingest_paths(list(files), source="bench", workers=workers)
+            summary = engine.ingest(list(files), source="bench", workers=workers)
             seconds = time.perf_counter() - start
     n = summary.photos_added + summary.duplicates
     return {

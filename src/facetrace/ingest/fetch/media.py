@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-#: (magic prefix, offset, media type) for the image formats worth fetching.
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-    (b"BM", 0, "image/bmp"),
-    (b"II*\x00", 0, "image/tiff"),
-    (b"MM\x00*", 0, "image/tiff"),
-)
+from facetrace.vision.imaging import sniff_format
+
+#: Media type of each format the safe decoder accepts (checked by the same magic bytes).
+_MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+}
 
 #: Bytes needed by :func:`sniff_image`.
 SNIFF_BYTES = 32
@@ -26,11 +27,9 @@ def sniff_image(head: bytes) -> str | None:
 
     Knows JPEG, PNG, GIF, WebP, BMP, TIFF and AVIF/HEIC; needs :data:`SNIFF_BYTES` bytes.
     """
-    for magic, offset, media_type in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return media_type
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
+    fmt = sniff_format(head)
+    if fmt is not None:
+        return _MEDIA_TYPES[fmt]
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in (b"avif", b"avis"):
