@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from facetrace.cli.common import console, handle_errors, print_json, settings_from
+from facetrace.cli.index_cmd import bench_index
 
 app = typer.Typer(help="Benchmarks (JSON out, ratio against a baseline in the same run).")
+app.command("index")(bench_index)
 
 
 @app.command("ingest")

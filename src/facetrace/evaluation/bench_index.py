@@ -1,0 +1,293 @@
+"""``facetrace bench index``: index throughput, latency, recall and memory on face-like data.
+
+Embeddings are drawn from a generative model fitted to real dlib descriptors
+(``facetrace/data/dlib_descriptor_stats.npz``, made by ``scripts/make_face_stats.py`` from
+698 LFW faces of 214 people): each identity has a centre ``mean + B z`` and each photo
+adds ``W z'`` (``B``, ``W``: factors of the between- and within-identity covariances),
+with a geometric number of photos per identity. This keeps the clustered, anisotropic
+structure of real galleries, which uniform noise does not have.
+
+Queries are new photos of enrolled people (80 %) and of people not in the gallery (20 %).
+Ground truth is exact search on the same data. Exact throughput is measured in the same
+run with FAISS's exhaustive L2 search (``faiss.knn``), single-threaded for single queries,
+like the index under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from facetrace.config import IndexBackend, Settings
+from facetrace.index.base import FloatArray, IdArray
+
+STATS_FILE = Path(__file__).resolve().parent.parent / "data" / "dlib_descriptor_stats.npz"
+CHUNK = 65_536  # faces per generated chunk; chunks are independent and reproducible
+
+
+class FaceLikeGenerator:
+    """Deterministic face-like descriptors: identities with within-identity spread.
+
+    ``gallery(n)`` yields ``(ids, vectors)`` chunks (ids ``0..n-1``); the same seed gives
+    the same data whatever the chunking of the caller.
+    """
+
+    def __init__(self, dim: int = 128, seed: int = 0, photos_per_identity: float = 4.0):
+        with np.load(STATS_FILE) as stats:
+            mean = stats["mean"].astype(np.float64)
+            between = stats["between_factor"].astype(np.float64)
+            within = stats["within_factor"].astype(np.float64)
+        if dim != mean.shape[0]:
+            # Same statistics seen through a random orthonormal map (rank <= 128).
+            rng = np.random.default_rng(seed + 7919)
+            q, _ = np.linalg.qr(rng.normal(size=(max(dim, mean.shape[0]), mean.shape[0])))
+            proj = q[:dim] if dim <= mean.shape[0] else q
+            mean, between, within = proj @ mean, proj @ between, proj @ within
+        self.dim = dim
+        self._mean = mean
+        self._between = between.T.copy()
+        self._within = within.T.copy()
+        self._seed = seed
+        self._ppi = photos_per_identity
+
+    def _chunk(self, c: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], Any]:
+        """Identity centres and face labels of chunk ``c``, and its generator."""
+        rng = np.random.default_rng([self._seed, c])
+        sizes = rng.geometric(1.0 / self._ppi, size=CHUNK)
+        labels = np.repeat(np.arange(sizes.size), sizes)[:CHUNK]
+        n_ids = int(labels[-1]) + 1
+        centres = self._mean + rng.normal(size=(n_ids, self._mean.shape[0])) @ self._between
+        return centres, labels.astype(np.int64), rng
+
+    def gallery(self, n: int, batch: int = CHUNK) -> Iterator[tuple[IdArray, FloatArray]]:
+        """Yield ``(ids, vectors)``: ``(m,)`` int64 and ``(m, dim)`` float32, ids ``0..n-1``."""
+        for c in range(math.ceil(n / CHUNK)):
+            centres, labels, rng = self._chunk(c)
+            m = min(CHUNK, n - c * CHUNK)
+            noise = rng.normal(size=(CHUNK, self._within.shape[0]))[:m] @ self._within
+            vecs = (centres[labels[:m]] + noise).astype(np.float32)
+            ids = np.arange(c * CHUNK, c * CHUNK + m, dtype=np.int64)
+            for s in range(0, m, batch):
+                yield ids[s : s + batch], vecs[s : s + batch]
+
+    def queries(self, m: int, n: int, impostor_fraction: float = 0.2) -> FloatArray:
+        """``(m, dim)`` float32 probes: new photos of gallery people, and of strangers."""
+        rng = np.random.default_rng([self._seed, 10**9 + 1])
+        out = np.empty((m, self.dim), dtype=np.float32)
+        n_imp = round(m * impostor_fraction)
+        z = rng.normal(size=(n_imp, self._mean.shape[0]))
+        out[:n_imp] = self._mean + z @ self._between + rng.normal(size=z.shape) @ self._within
+        faces = np.sort(rng.choice(n, size=m - n_imp, replace=False))
+        for c in np.unique(faces // CHUNK):
+            centres, labels, _ = self._chunk(int(c))
+            sel = np.flatnonzero(faces // CHUNK == c)
+            lab = labels[faces[sel] - c * CHUNK]
+            noise = rng.normal(size=(sel.size, self._within.shape[0])) @ self._within
+            out[n_imp + sel] = centres[lab] + noise
+        return out
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """What ``bench index`` reports; times in milliseconds or seconds as named.
+
+    ``single_*``: one query per call (one OpenMP thread); ``batch_*``: ``batch_size``
+    queries per call. ``qps_*`` are queries per second. ``recall_at_k``: fraction of the
+    exact top-k ids found in the returned top-k. ``speedup_vs_exact``: ``qps_single`` over
+    exhaustive search's single-query rate, measured in the same run (``exact_qps_*``).
+    ``ram_bytes_per_face``: growth of anonymous resident memory while building and
+    querying, over ``n``; ``index_resident_bytes_per_face``: the backend's own estimate;
+    ``rss_anon_bytes``: the process's anonymous memory afterwards (Python and libraries
+    included); ``peak_rss_bytes``: peak resident set including memory-mapped files (the
+    generated data set too), so an upper bound. ``disk_bytes_per_face``: saved index files.
+    """
+
+    backend: str
+    structure: str
+    n: int
+    dim: int
+    k: int
+    queries: int
+    threads: int
+    build_s: float
+    single_p50_ms: float
+    single_p99_ms: float
+    batch_size: int
+    batch_p50_ms: float
+    batch_p99_ms: float
+    qps_single: float
+    qps_batched: float
+    recall_at_1: float
+    recall_at_10: float
+    exact_qps_single: float
+    exact_qps_batched: float
+    speedup_vs_exact: float
+    speedup_batched_vs_exact: float
+    ram_bytes_per_face: float
+    index_resident_bytes_per_face: float
+    rss_anon_bytes: int
+    peak_rss_bytes: int
+    disk_bytes_per_face: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _proc_status(field: str) -> int:
+    """A memory field of /proc/self/status, in bytes (``RssAnon``: heap, not page cache;
+    ``VmHWM``: peak resident set, *including* memory-mapped file pages)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _exact_topk(data: FloatArray, queries: FloatArray, k: int, chunk: int = 1_000_000) -> IdArray:
+    """Exact top-k ids (ids = row numbers) by exhaustive search over ``data`` in chunks."""
+    import faiss
+
+    best_d = np.full((queries.shape[0], k), np.inf, dtype=np.float32)
+    best_i = np.full((queries.shape[0], k), -1, dtype=np.int64)
+    for s in range(0, data.shape[0], chunk):
+        d, i = faiss.knn(queries, np.ascontiguousarray(data[s : s + chunk]), k)
+        d_all = np.concatenate([best_d, d], axis=1)
+        i_all = np.concatenate([best_i, i + s], axis=1)
+        order = np.argsort(d_all, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(d_all, order, axis=1)
+        best_i = np.take_along_axis(i_all, order, axis=1)
+    return best_i
+
+
+def run_bench(
+    settings: Settings,
+    n: int,
+    backend: IndexBackend | None = None,
+    dim: int = 128,
+    queries: int = 1000,
+    k: int = 10,
+    exact_queries: int = 50,
+    batch_size: int = 100,
+    seed: int = 0,
+    workdir: Path | None = None,
+) -> BenchResult:
+    """Build an index of ``n`` face-like vectors, query it, and compare with exact search.
+
+    The index lives in a temporary ``home`` under ``workdir`` (deleted afterwards); a
+    Milvus index uses ``settings.milvus_uri`` and a throwaway collection.
+    """
+    import faiss
+
+    from facetrace.index.factory import open_index
+
+    backend = backend or settings.index_backend
+    base = Path(tempfile.mkdtemp(prefix="bench-index-", dir=workdir))
+    try:
+        gen = FaceLikeGenerator(dim, seed)
+        data = np.memmap(base / "data.f32", np.float32, "w+", shape=(n, dim))
+        for ids, vecs in gen.gallery(n):
+            data[ids[0] : ids[-1] + 1] = vecs
+        data.flush()
+        probes = gen.queries(queries, n)
+        truth = _exact_topk(data, probes, k)
+
+        bench_settings = settings.model_copy(
+            update={
+                "home": base / "home",
+                "index_backend": backend,
+                "milvus_collection": f"facetrace_bench_{os.getpid()}",
+            }
+        )
+        rss0 = _proc_status("RssAnon")
+        t0 = time.perf_counter()
+        index = open_index(bench_settings, dim, name="bench")
+        try:
+            for s in range(0, n, CHUNK):
+                stop = min(n, s + CHUNK)
+                index.add(np.arange(s, stop, dtype=np.int64), np.asarray(data[s:stop]))
+            index.wait_until_built()
+            build_s = time.perf_counter() - t0
+            index.save()
+
+            single = np.empty(queries)
+            found = np.empty((queries, k), dtype=np.int64)
+            for i in range(queries):
+                t = time.perf_counter()
+                _, found[i : i + 1] = index.search(probes[i : i + 1], k)
+                single[i] = time.perf_counter() - t
+            batches = []
+            t_all = time.perf_counter()
+            for s in range(0, queries, batch_size):
+                t = time.perf_counter()
+                index.search(probes[s : s + batch_size], k)
+                batches.append(time.perf_counter() - t)
+            batched_s = time.perf_counter() - t_all
+            stats = index.stats()
+            rss1 = _proc_status("RssAnon")
+            disk = int(stats.get("disk_bytes", 0))  # type: ignore[call-overload]
+            resident = int(stats.get("resident_bytes", 0))  # type: ignore[call-overload]
+            structure = str(stats.get("structure", backend))
+            if backend is IndexBackend.MILVUS:
+                index.remove(index.ids())  # leave nothing behind on a shared server
+        finally:
+            index.close()
+
+        recall1 = float(np.mean(found[:, 0] == truth[:, 0]))
+        recall10 = float(np.mean([np.isin(truth[i], found[i]).mean() for i in range(queries)]))
+
+        # Exact search in the same run: single queries on one thread, then batched.
+        m = min(exact_queries, queries)
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        t = time.perf_counter()
+        for i in range(m):
+            _exact_topk(data, probes[i : i + 1], k)
+        exact_single = (time.perf_counter() - t) / m
+        faiss.omp_set_num_threads(before)
+        t = time.perf_counter()
+        _exact_topk(data, probes[: max(m, batch_size)], k)
+        exact_batched = (time.perf_counter() - t) / max(m, batch_size)
+
+        qps_single = 1.0 / float(single.mean())
+        qps_batched = queries / batched_s
+        return BenchResult(
+            backend=backend.value,
+            structure=structure,
+            n=n,
+            dim=dim,
+            k=k,
+            queries=queries,
+            threads=before,
+            build_s=round(build_s, 2),
+            single_p50_ms=round(float(np.percentile(single, 50)) * 1e3, 4),
+            single_p99_ms=round(float(np.percentile(single, 99)) * 1e3, 4),
+            batch_size=batch_size,
+            batch_p50_ms=round(float(np.percentile(batches, 50)) * 1e3, 3),
+            batch_p99_ms=round(float(np.percentile(batches, 99)) * 1e3, 3),
+            qps_single=round(qps_single, 1),
+            qps_batched=round(qps_batched, 1),
+            recall_at_1=round(recall1, 4),
+            recall_at_10=round(recall10, 4),
+            exact_qps_single=round(1.0 / exact_single, 2),
+            exact_qps_batched=round(1.0 / exact_batched, 2),
+            speedup_vs_exact=round(qps_single * exact_single, 1),
+            speedup_batched_vs_exact=round(qps_batched * exact_batched, 1),
+            ram_bytes_per_face=round(max(rss1 - rss0, 0) / n, 1),
+            index_resident_bytes_per_face=round(resident / n, 1),
+            rss_anon_bytes=rss1,
+            peak_rss_bytes=_proc_status("VmHWM"),
+            disk_bytes_per_face=round(disk / n, 1),
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

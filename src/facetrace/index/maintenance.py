@@ -1,0 +1,81 @@
+"""Index maintenance the CLI drives: stats, rebuild, and migration between backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facetrace.config import IndexBackend, Settings
+from facetrace.errors import UsageError
+from facetrace.index.base import MaintainableIndex
+from facetrace.index.factory import open_index
+
+
+def index_stats(settings: Settings, dim: int = 128, name: str = "faces") -> dict[str, object]:
+    """Open the configured index and return its :meth:`stats`."""
+    index = open_index(settings, dim, name)
+    try:
+        return index.stats()
+    finally:
+        index.close()
+
+
+def rebuild_index(settings: Settings, dim: int = 128, name: str = "faces") -> dict[str, object]:
+    """Compact and rebuild the configured index, save it, and return its stats."""
+    index = open_index(settings, dim, name)
+    try:
+        index.rebuild()
+        index.save()
+        return index.stats()
+    finally:
+        index.close()
+
+
+def copy_vectors(source: MaintainableIndex, target: MaintainableIndex, batch: int = 65_536) -> int:
+    """Add every vector of ``source`` to ``target`` (no re-embedding); return how many."""
+    moved = 0
+    for ids, vectors in source.export(batch):
+        target.add(ids, vectors)
+        moved += int(ids.size)
+    target.wait_until_built()
+    target.save()
+    return moved
+
+
+def migrate_index(
+    settings: Settings,
+    to: IndexBackend,
+    source: IndexBackend | None = None,
+    vectors_file: Path | None = None,
+    dim: int = 128,
+    name: str = "faces",
+) -> int:
+    """Copy the gallery into backend ``to``; return the number of vectors copied.
+
+    Vectors come from the ``source`` backend's index (default: the configured one), or
+    from ``vectors_file``, an ``.npz`` with ``ids`` ``(n,)`` int64 and ``vectors``
+    ``(n, dim)`` float32. The target must be empty, so a migration cannot mix galleries.
+    """
+    source = source or settings.index_backend
+    if vectors_file is None and source is to:
+        raise UsageError(f"the index is already on {to.value}; pass --from or --vectors")
+    target = open_index(settings.model_copy(update={"index_backend": to}), dim, name)
+    try:
+        if target.count():
+            raise UsageError(f"the {to.value} index already holds {target.count()} vectors")
+        if vectors_file is not None:
+            with np.load(vectors_file) as data:
+                ids, vectors = data["ids"], data["vectors"]
+            for start in range(0, ids.shape[0], 65_536):
+                target.add(ids[start : start + 65_536], vectors[start : start + 65_536])
+            target.wait_until_built()
+            target.save()
+            return int(ids.shape[0])
+        origin = open_index(settings.model_copy(update={"index_backend": source}), dim, name)
+        try:
+            return copy_vectors(origin, target)
+        finally:
+            origin.close()
+    finally:
+        target.close()

@@ -1,0 +1,135 @@
+"""FAISS backend behaviour beyond the congruence suite: growth, background builds, files."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrace.errors import IndexBackendError
+from facetrace.evaluation.bench_index import FaceLikeGenerator
+from facetrace.index.base import MaintainableIndex, VectorIndex
+from facetrace.index.exact import ExactIndex
+from facetrace.index.faiss_backend import FaissIndex
+from facetrace.index.structures import FaissTuning, StructureKind
+
+DIM = 128
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gen = FaceLikeGenerator(DIM, seed=5)
+    ids, vecs = next(gen.gallery(6000))
+    return ids, vecs, gen.queries(50, 6000)
+
+
+def test_satisfies_protocols(tmp_path: Path) -> None:
+    index = FaissIndex(DIM, tmp_path / "f")
+    assert isinstance(index, VectorIndex) and isinstance(index, MaintainableIndex)
+    index.close()
+
+
+def test_grows_flat_to_hnsw_to_ivfpq_in_background_while_searching(data: tuple) -> None:
+    ids, vecs, q = data
+    tuning = FaissTuning(flat_max=1000, hnsw_max=4000, ivf_nlist=32, ivf_nprobe=16, train_size=4000)
+    index = FaissIndex(DIM, None, tuning)
+    oracle = ExactIndex(DIM)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    removed = ids[:600:2]
+    remove_returned = threading.Event()
+
+    def searcher() -> None:  # searches keep working, and correct, during every build
+        try:
+            while not stop.is_set():
+                after_remove = remove_returned.is_set()
+                _, found = index.search(q[:5], 10)
+                if after_remove and np.isin(found, removed).any():
+                    raise AssertionError("a removed id came back")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    kinds = []
+    for s in range(0, 6000, 500):
+        index.add(ids[s : s + 500], vecs[s : s + 500])
+        oracle.add(ids[s : s + 500], vecs[s : s + 500])
+        if s == 500:
+            index.remove(removed)
+            remove_returned.set()
+            oracle.remove(removed)
+        kinds.append(index.kind)
+    index.wait_until_built()
+    stop.set()
+    thread.join()
+    assert not errors
+    assert index.kind is StructureKind.IVFPQ
+    assert kinds[0] is StructureKind.FLAT
+    assert index.count() == oracle.count() == 6000 - removed.size
+    _, truth = oracle.search(q, 10)
+    _, found = index.search(q, 10)
+    assert not np.isin(found, removed).any()
+    recall = np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)])
+    assert recall >= 0.95
+    index.close()
+
+
+def test_tombstones_trigger_compaction_and_rebuild_compacts_store(
+    data: tuple, tmp_path: Path
+) -> None:
+    ids, vecs, q = data
+    index = FaissIndex(DIM, tmp_path / "f", FaissTuning(flat_max=1000, background=False))
+    index.add(ids[:3000], vecs[:3000])
+    assert index.kind is StructureKind.HNSW
+    index.remove(ids[:1000])  # a third of the structure: rebuilt without them
+    assert index.stats()["tombstones"] == 0
+    assert index.stats()["rows"] == 3000
+    index.rebuild()
+    assert index.stats()["rows"] == 2000
+    index.save()
+    files = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert files[:3] == ["manifest.json", "meta.1.npz", "structure.1.faiss"]
+    assert len(files) == 4 and files[3].endswith(".f32")  # the old vector file is gone
+    assert (tmp_path / "f" / files[3]).stat().st_size == 2000 * DIM * 4
+    _, found = index.search(q, 5)
+    assert not np.isin(found, ids[:1000]).any()
+    index.close()
+
+
+def test_unsaved_rows_are_dropped_on_reopen(data: tuple, tmp_path: Path) -> None:
+    ids, vecs, _ = data
+    index = FaissIndex(DIM, tmp_path / "f")
+    index.add(ids[:100], vecs[:100])
+    index.save()
+    index.add(ids[100:200], vecs[100:200])  # never saved: as if the process crashed
+    index.close()
+    again = FaissIndex(DIM, tmp_path / "f")
+    assert again.count() == 100
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert manifest["rows"] == 100
+    again.add(ids[100:200], vecs[100:200])  # the same ids can be added again
+    assert again.count() == 200
+    again.close()
+
+
+def test_rejects_bad_input_and_use_after_close(data: tuple, tmp_path: Path) -> None:
+    ids, vecs, _ = data
+    index = FaissIndex(DIM, tmp_path / "f")
+    with pytest.raises(ValueError):
+        index.add(ids[:2], vecs[:2, :64])
+    with pytest.raises(ValueError):
+        index.add(np.array([1, 1]), vecs[:2])
+    with pytest.raises(ValueError):
+        index.add(np.array([-1]), vecs[:1])
+    with pytest.raises(ValueError):
+        index.search(vecs[:1], 0)
+    index.save()
+    index.close()
+    with pytest.raises(IndexBackendError):
+        index.search(vecs[:1], 1)
+    with pytest.raises(IndexBackendError):
+        FaissIndex(64, tmp_path / "f")  # dimension mismatch with the saved index

@@ -1,0 +1,107 @@
+"""The factory picks the backend from Settings; the CLI drives stats, rebuild, migrate, bench."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from facetrace.cli.index_cmd import bench_index, index_app
+from facetrace.config import IndexBackend, Settings
+from facetrace.errors import ConfigError
+from facetrace.evaluation.bench_index import FaceLikeGenerator, run_bench
+from facetrace.index.exact import ExactIndex
+from facetrace.index.factory import open_index
+from facetrace.index.faiss_backend import FaissIndex
+
+
+def test_factory_picks_backend_and_location(tmp_path: Path) -> None:
+    exact = open_index(Settings(home=tmp_path, index_backend=IndexBackend.EXACT), 8)
+    assert isinstance(exact, ExactIndex)
+    default = open_index(Settings(home=tmp_path), 8, name="probe")
+    assert isinstance(default, FaissIndex)
+    default.add(np.array([1]), np.ones((1, 8), np.float32))
+    default.save()
+    assert (tmp_path / "index" / "probe.faiss" / "manifest.json").exists()
+    with pytest.raises(ConfigError):
+        open_index(Settings(home=tmp_path, index_backend=IndexBackend.MILVUS), 8)
+    with pytest.raises(ConfigError):
+        open_index(Settings(home=tmp_path), 8, name="../escape")
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.add_typer(index_app, name="index")
+    bench = typer.Typer()
+    bench.command("index")(bench_index)
+    app.add_typer(bench, name="bench")
+    return app
+
+
+def test_cli_migrate_stats_rebuild(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, index_backend=IndexBackend.EXACT)
+    ids, vecs = next(FaceLikeGenerator(seed=1).gallery(500))
+    exact = open_index(settings, 128)
+    exact.add(ids, vecs)
+    exact.remove(ids[:50])
+    exact.save()
+    runner = CliRunner()
+    result = runner.invoke(_app(), ["index", "migrate", "--to", "faiss"], obj=settings)
+    assert result.exit_code == 0, result.output
+    assert "copied 450 vectors into faiss" in result.output
+
+    faiss_settings = settings.model_copy(update={"index_backend": IndexBackend.FAISS})
+    result = runner.invoke(_app(), ["index", "stats", "--json"], obj=faiss_settings)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["count"] == 450
+    moved = open_index(faiss_settings, 128)
+    got = dict(zip(*[np.concatenate(p) for p in zip(*moved.export(), strict=True)], strict=True))
+    np.testing.assert_array_equal(np.stack([got[i] for i in ids[50:]]), vecs[50:])
+    moved.close()
+
+    result = runner.invoke(_app(), ["index", "rebuild"], obj=faiss_settings)
+    assert result.exit_code == 0 and "450 vectors" in result.output
+    # Migrating into a non-empty index is refused with a one-line error.
+    result = runner.invoke(_app(), ["index", "migrate", "--to", "faiss"], obj=settings)
+    assert result.exit_code == 1 and "already holds 450" in result.output
+
+
+def test_cli_bench_index_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _app(),
+        ["bench", "index", "--n", "3000", "--queries", "50", "--json", "--workdir", str(tmp_path)],
+        obj=Settings(home=tmp_path / "home"),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 3000 and report["backend"] == "faiss"
+    assert report["recall_at_10"] == 1.0  # flat at this size: exact
+    assert report["speedup_vs_exact"] > 0 and report["disk_bytes_per_face"] >= 512
+    assert list(tmp_path.iterdir()) == []  # scratch files are removed
+
+
+def test_generator_resembles_dlib_descriptors() -> None:
+    gen = FaceLikeGenerator(seed=0)
+    ids, vecs = next(gen.gallery(5000))
+    norms = np.linalg.norm(vecs, axis=1)
+    assert 1.3 < norms.mean() < 1.6  # dlib descriptors are not unit length
+    # Same-identity photos are far closer than different people, as with dlib (0.44 vs 0.82).
+    q = gen.queries(200, 5000, impostor_fraction=0.0)
+    index = ExactIndex(128)
+    index.add(ids, vecs)
+    d, _ = index.search(q, 1)
+    assert np.median(d[:, 0]) < 0.6
+    strangers = gen.queries(200, 5000, impostor_fraction=1.0)
+    d, _ = index.search(strangers, 1)
+    assert np.median(d[:, 0]) > 0.5
+
+
+def test_run_bench_reports_exact_backend(tmp_path: Path) -> None:
+    result = run_bench(
+        Settings(home=tmp_path), 2000, IndexBackend.EXACT, queries=20, workdir=tmp_path
+    )
+    assert result.recall_at_1 == 1.0 and result.structure == "flat"
