@@ -41,3 +41,27 @@ def ingest(
         print_json(report)
     else:
         console.print_json(data=report)
+
+
+@app.command("search")
+@handle_errors
+def search(
+    ctx: typer.Context,
+    probe: Annotated[Path, typer.Argument(help="Probe photo.")],
+    n: Annotated[int, typer.Option("--n", help="Synthetic faces in the gallery.")] = 100_000,
+    gallery: Annotated[
+        list[Path] | None, typer.Option("--photo", help="Real photos added to the gallery.")
+    ] = None,
+    repeats: Annotated[int, typer.Option("--repeats")] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """End-to-end search latency (photo in, ranked matches out) on an N-face gallery."""
+    from facetrace.evaluation.bench_search import bench_search
+
+    report = bench_search(
+        settings_from(ctx), n, probe, gallery_photos=gallery or (), repeats=repeats
+    )
+    if as_json:
+        print_json(report)
+    else:
+        console.print_json(data=report)

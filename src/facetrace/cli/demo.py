@@ -44,7 +44,7 @@ def demo(
         )
         table = Table(title="demo searches (matches are investigative leads)")
         for col in ("probe", "rank", "distance", "score", "matched photo", "same person?"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for probe in sorted((samples / "probes").iterdir()):
             if probe.suffix.lower() not in {".jpg", ".png"}:
                 continue
