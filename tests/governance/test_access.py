@@ -108,8 +108,10 @@ def test_two_person_rule(open_engine: Callable[..., FaceTrace]) -> None:
 
 MISSING = "/nonexistent/facetrace-photos"
 
-# (command words, extra args, action or None = any authenticated user, admin-only override)
-COMMANDS: list[tuple[tuple[str, ...], list[str], Action | None]] = [
+ADMIN_ONLY = "admin-only"  # commands with no action of their own: admins only (fail closed)
+
+# (command words, extra args, action or None = any authenticated user, or ADMIN_ONLY)
+COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("stats",), [], None),
     (("sources", "list"), [], None),
     (("sources", "show"), ["s1"], None),
@@ -134,6 +136,10 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | None]] = [
     (("keys", "list"), [], None),  # one's own keys
     (("keys", "revoke"), ["000000000000"], Action.KEYS_MANAGE),  # not one's own
     (("retention", "run"), [], Action.RETENTION_RUN),
+    (("index", "stats"), ["--json"], None),
+    (("index", "rebuild"), [], ADMIN_ONLY),
+    (("index", "migrate"), ["--to", "exact"], ADMIN_ONLY),
+    (("eval", "calibrate"), ["--images", MISSING], ADMIN_ONLY),
 ]
 ACTORS = ["admin", "investigator", "auditor", "anonymous", "bad-key"]
 
@@ -171,7 +177,7 @@ def test_every_command_for_every_role(
     cli_home: tuple[Path, dict[str, str]],
     words: tuple[str, ...],
     args: list[str],
-    action: Action | None,
+    action: Action | str | None,
     actor: str,
 ) -> None:
     home, tokens = cli_home
@@ -182,7 +188,10 @@ def test_every_command_for_every_role(
         allowed = False
     else:
         role = Role(actor)
-        allowed = action is None or action in EXPECTED[role]
+        if action == ADMIN_ONLY:
+            allowed = role is Role.ADMIN
+        else:
+            allowed = action is None or action in EXPECTED[role]
     denied = "access denied" in result.output
     if allowed:
         assert not denied, result.output
@@ -202,3 +211,30 @@ def test_revoked_key_fails_on_next_cli_use(cli_home: tuple[Path, dict[str, str]]
     assert runner.invoke(app, [*base, "keys", "revoke", issued["key_id"]], env=admin).exit_code == 0
     again = runner.invoke(app, [*base, "--api-key", issued["token"], "audit", "head"])
     assert again.exit_code != 0 and "revoked" in again.output
+
+
+# Commands that never touch a gallery: benchmarks and evaluation run on temporary
+# galleries or image folders, and the demo builds its own gallery in HOME/demo.
+UNGATED = {
+    ("demo",),
+    ("bench", "ingest"),
+    ("bench", "index"),
+    ("bench", "search"),
+    ("eval", "pairs"),
+    ("eval", "identify"),
+}
+
+
+def test_every_cli_command_is_checked_above() -> None:
+    from typer.main import get_command
+
+    def paths(group: object, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+        out: set[tuple[str, ...]] = set()
+        for name, cmd in getattr(group, "commands", {}).items():
+            if getattr(cmd, "commands", None):
+                out |= paths(cmd, (*prefix, name))
+            else:
+                out.add((*prefix, name))
+        return out
+
+    assert paths(get_command(app)) - UNGATED == {c[0] for c in COMMANDS}

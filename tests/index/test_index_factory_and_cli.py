@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from click.testing import Result
 from typer.testing import CliRunner
 
 from facetrace.cli.index_cmd import bench_index, index_app
@@ -42,32 +43,44 @@ def _app() -> typer.Typer:
     return app
 
 
-def test_cli_migrate_stats_rebuild(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, index_backend=IndexBackend.EXACT)
-    ids, vecs = next(FaceLikeGenerator(seed=1).gallery(500))
-    exact = open_index(settings, 128)
-    exact.add(ids, vecs)
-    exact.remove(ids[:50])
-    exact.save()
+def test_cli_migrate_stats_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real CLI on a real gallery: migrate exact -> faiss without re-embedding."""
+    from facetrace.app import FaceTrace
+    from facetrace.cli.main import app
+    from tests.conftest import FR
+
     runner = CliRunner()
-    result = runner.invoke(_app(), ["index", "migrate", "--to", "faiss"], obj=settings)
+
+    def cli(backend: str, *args: str) -> Result:
+        monkeypatch.setenv("FACETRACE_INDEX_BACKEND", backend)
+        return runner.invoke(app, ["--home", str(tmp_path), *args])
+
+    settings = Settings(home=tmp_path, index_backend=IndexBackend.EXACT, workers=1)
+    with FaceTrace.open(settings) as ft:
+        ft.add_source("s", lawful_basis="test")
+        ft.ingest([FR / "obama.jpg", FR / "two_people.jpg"], source="s")
+        before = ft.search(FR / "obama2.jpg", case_id="C", reason="r").faces[0].matches
+    assert len(before) == 3
+
+    result = cli("exact", "index", "migrate", "--to", "faiss")
     assert result.exit_code == 0, result.output
-    assert "copied 450 vectors into faiss" in result.output
+    assert "copied 3 vectors into faiss" in result.output
+    # Migrating into a non-empty index is refused with a one-line error.
+    result = cli("exact", "index", "migrate", "--to", "faiss")
+    assert result.exit_code == 1 and "already holds 3" in result.output
+
+    result = cli("faiss", "index", "stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["count"] == 3
+    result = cli("faiss", "index", "rebuild")
+    assert result.exit_code == 0 and "3 vectors" in result.output
 
     faiss_settings = settings.model_copy(update={"index_backend": IndexBackend.FAISS})
-    result = runner.invoke(_app(), ["index", "stats", "--json"], obj=faiss_settings)
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["count"] == 450
-    moved = open_index(faiss_settings, 128)
-    got = dict(zip(*[np.concatenate(p) for p in zip(*moved.export(), strict=True)], strict=True))
-    np.testing.assert_array_equal(np.stack([got[i] for i in ids[50:]]), vecs[50:])
-    moved.close()
-
-    result = runner.invoke(_app(), ["index", "rebuild"], obj=faiss_settings)
-    assert result.exit_code == 0 and "450 vectors" in result.output
-    # Migrating into a non-empty index is refused with a one-line error.
-    result = runner.invoke(_app(), ["index", "migrate", "--to", "faiss"], obj=settings)
-    assert result.exit_code == 1 and "already holds 450" in result.output
+    with FaceTrace.open(faiss_settings) as ft:
+        assert ft.reconcile().added_to_index == 0  # the migration left nothing to repair
+        after = ft.search(FR / "obama2.jpg", case_id="C", reason="r").faces[0].matches
+    assert [m.face_id for m in after] == [m.face_id for m in before]
+    np.testing.assert_allclose([m.distance for m in after], [m.distance for m in before], atol=1e-5)
 
 
 def test_cli_bench_index_json(tmp_path: Path) -> None:

@@ -99,6 +99,13 @@ def opened(ctx: typer.Context) -> Iterator[Any]:
         engine.close()
 
 
+def authorize(ctx: typer.Context) -> None:
+    """Authenticate and authorise the running command, for commands that do not keep
+    the engine open (they open the index or write files themselves)."""
+    with opened(ctx):
+        pass
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()

@@ -261,6 +261,11 @@ def calibrate(
     from facetrace.evaluation.pairs import describe_all
 
     settings = settings_from(ctx)
+    if out is None:
+        # The table in HOME changes every search's false-match rates: admins only.
+        from facetrace.cli.common import authorize
+
+        authorize(ctx)
     if not images.is_dir():
         raise UsageError(f"--images {images} is not a folder")
     if image_list is not None:

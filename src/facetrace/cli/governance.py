@@ -59,6 +59,8 @@ COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
     ("keys", "list"): AUTHENTICATED,
     ("keys", "revoke"): AUTHENTICATED,
     ("retention", "run"): Action.RETENTION_RUN,
+    ("index", "stats"): AUTHENTICATED,
+    # index rebuild / migrate and eval calibrate change the gallery: admins only.
 }
 
 _actor: ContextVar[Actor | None] = ContextVar("facetrace_actor", default=None)

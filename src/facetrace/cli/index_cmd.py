@@ -20,6 +20,20 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
+def _gallery_index(ctx: typer.Context) -> tuple[Settings, int, str]:
+    """Authorise the command, then name the gallery's index: ``(settings, dim, name)``.
+
+    The index is the one the engine uses for the configured model."""
+    from facetrace.app import index_name
+    from facetrace.cli.common import authorize
+    from facetrace.vision.analyzer import build_analyzer
+
+    authorize(ctx)
+    settings = _settings(ctx)
+    embedder = build_analyzer(settings).embedder
+    return settings, embedder.dim, index_name(embedder.model_id)
+
+
 def _fail(exc: FaceTraceError) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=1)
@@ -28,14 +42,14 @@ def _fail(exc: FaceTraceError) -> typer.Exit:
 @index_app.command("stats")
 def stats(
     ctx: typer.Context,
-    dim: int = typer.Option(128, help="Vector dimension."),
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show the index backend, structure, counts and sizes."""
     from facetrace.index.maintenance import index_stats
 
     try:
-        info = index_stats(_settings(ctx), dim)
+        settings, dim, name = _gallery_index(ctx)
+        info = index_stats(settings, dim, name)
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     if json:
@@ -46,12 +60,13 @@ def stats(
 
 
 @index_app.command("rebuild")
-def rebuild(ctx: typer.Context, dim: int = typer.Option(128, help="Vector dimension.")) -> None:
+def rebuild(ctx: typer.Context) -> None:
     """Drop removed vectors for good and rebuild the search structure."""
     from facetrace.index.maintenance import rebuild_index
 
     try:
-        info = rebuild_index(_settings(ctx), dim)
+        settings, dim, name = _gallery_index(ctx)
+        info = rebuild_index(settings, dim, name)
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     typer.echo(f"rebuilt {info['backend']} index: {info['count']} vectors")
@@ -67,13 +82,13 @@ def migrate(
     vectors: Path | None = typer.Option(
         None, "--vectors", help=".npz with ids and vectors to import instead.", exists=True
     ),
-    dim: int = typer.Option(128, help="Vector dimension."),
 ) -> None:
     """Copy every vector into another backend, without re-embedding."""
     from facetrace.index.maintenance import migrate_index
 
     try:
-        moved = migrate_index(_settings(ctx), to, source, vectors, dim)
+        settings, dim, name = _gallery_index(ctx)
+        moved = migrate_index(settings, to, source, vectors, dim, name)
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     typer.echo(f"copied {moved} vectors into {to.value}")
