@@ -171,9 +171,18 @@ class FaissIndex:
                 params = search_params(structure, kind, self._tuning, cand, selector)
                 with omp_threads(q.shape[0], self._tuning):
                     try:
-                        _, rows = structure.search(q, cand, params=params)
+                        d2, rows = structure.search(q, cand, params=params)
                     except RuntimeError as exc:
                         raise IndexBackendError(f"faiss search failed: {exc}") from exc
+                if kind is StructureKind.HNSW and not pending.size:
+                    # HNSW over full vectors returns exact squared distances of live
+                    # rows only (the selector drops tombstones): no re-ranking needed.
+                    kk = min(k, rows.shape[1])
+                    found = rows[:, :kk] >= 0
+                    safe = np.where(found, rows[:, :kk], 0)
+                    distances[:, :kk] = np.where(found, np.sqrt(np.maximum(d2[:, :kk], 0)), np.inf)
+                    ids[:, :kk] = np.where(found, self._row_ids[safe], -1)
+                    return distances, ids
             if pending.size:
                 rows = np.concatenate([rows, self._scan(q, pending, k + 8)], axis=1)
             kk = min(k, rows.shape[1])

@@ -1,0 +1,67 @@
+"""Sweep FAISS HNSW-flat efSearch on face-like vectors: recall@10 and speedup vs exact.
+
+Usage: python scripts/sweep_hnsw.py N M [EF_CONSTRUCTION]
+Prints one JSON line per efSearch value (one thread for queries, 2 for the build).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import faiss
+import numpy as np
+
+from facetrace.evaluation.bench_index import FaceLikeGenerator, _exact_topk
+
+
+def main() -> None:
+    n, m = int(sys.argv[1]), int(sys.argv[2])
+    ef_construction = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    gen = FaceLikeGenerator(128, 0)
+    data = np.empty((n, 128), np.float32)
+    for ids, v in gen.gallery(n):
+        data[ids[0] : ids[-1] + 1] = v
+    q = gen.queries(1000, n)
+    truth = _exact_topk(data, q, 10)
+    faiss.omp_set_num_threads(1)
+    t = time.perf_counter()
+    for i in range(50):
+        faiss.knn(q[i : i + 1], data, 10)
+    exact_s = (time.perf_counter() - t) / 50
+    faiss.omp_set_num_threads(2)
+    index = faiss.IndexHNSWFlat(128, m)
+    index.hnsw.efConstruction = ef_construction
+    t = time.perf_counter()
+    index.add(data)
+    build_s = time.perf_counter() - t
+    faiss.omp_set_num_threads(1)
+    for ef in (64, 128, 160, 192, 256):
+        index.hnsw.efSearch = ef
+        found = np.empty((1000, 10), np.int64)
+        times = []
+        for i in range(1000):
+            t = time.perf_counter()
+            _, found[i : i + 1] = index.search(q[i : i + 1], 10)
+            times.append(time.perf_counter() - t)
+        recall = np.mean([len(set(found[i]) & set(truth[i])) / 10 for i in range(1000)])
+        print(
+            json.dumps(
+                {
+                    "n": n,
+                    "M": m,
+                    "efConstruction": ef_construction,
+                    "build_s": round(build_s, 1),
+                    "efSearch": ef,
+                    "recall_at_10": round(float(recall), 4),
+                    "p50_ms": round(float(np.median(times)) * 1e3, 3),
+                    "speedup_vs_exact": round(exact_s / float(np.mean(times)), 1),
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
