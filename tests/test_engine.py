@@ -176,3 +176,22 @@ def test_parallel_ingest_matches_serial(tmp_path: Path) -> None:
             results[workers] = (summary.photos_added, summary.duplicates, summary.faces_added)
             assert ft.stats().indexed == summary.faces_added
     assert results[1] == results[2] == (6, 1, 6)
+
+
+def test_parallel_ingest_reports_every_copy_of_a_failing_photo(tmp_path: Path) -> None:
+    """Byte-identical copies wait for the first to be stored; if it fails, each copy
+    is still analysed and reported, never dropped silently."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    data = (FR / "biden.jpg").read_bytes()
+    for name in ("a_truncated.jpg", "b_same_bytes.jpg"):
+        (batch / name).write_bytes(data[: len(data) // 3])
+    shutil.copy(FR / "obama.jpg", batch / "c_good.jpg")
+    with FaceTrace.open(Settings(home=tmp_path / "home", workers=2)) as ft:
+        ft.add_source("s", lawful_basis="test")
+        summary = ft.ingest([batch], source="s")
+    assert summary.photos_seen == 3 and summary.photos_added == 1
+    assert sorted(Path(e.item).name for e in summary.errors) == [
+        "a_truncated.jpg",
+        "b_same_bytes.jpg",
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +43,7 @@ from facetrace.governance.optout import suppressor_for
 from facetrace.index.base import VectorIndex
 from facetrace.ingest.collect import InputKind, collect, input_kind
 from facetrace.ingest.fetch.policy import SourcePolicy
-from facetrace.ingest.pipeline import IngestPipeline, ItemOutcome
+from facetrace.ingest.pipeline import THUMBS_FOLDER, IngestPipeline, ItemOutcome
 from facetrace.ingest.tasks import PhotoTask, Refused
 from facetrace.search import rank_matches
 from facetrace.store.repository import SourceRecord, Store
@@ -54,7 +54,6 @@ from facetrace.vision.imaging import DecodedImage, decode_image, read_image_byte
 Clock = Callable[[], datetime]
 
 SOURCE_KINDS = ("folder", "url-list", "warc", "web")
-SOURCE_POLICY_FIELDS = frozenset(f.name for f in fields(SourcePolicy) if f.init)
 
 
 def utc_now() -> datetime:
@@ -160,7 +159,7 @@ class FaceTrace:
 
     @property
     def thumbs_dir(self) -> Path:
-        return self.home / "thumbs"
+        return self.home / THUMBS_FOLDER
 
     def reconcile(self) -> ReconcileReport:
         """Make the index and thumbnails agree with the store (the source of truth).
@@ -284,7 +283,7 @@ class FaceTrace:
             store=self.store,
             index=self.index,
             analyzer=self.analyzer,
-            thumbs_dir=self.thumbs_dir,
+            home=self.home,
             clock=self.clock,
             suppressor=suppressor_for(self),
             gate=gate,
@@ -362,9 +361,7 @@ class FaceTrace:
         actor: str,
         skip: frozenset[str],
     ) -> IngestSummary:
-        policy = SourcePolicy.from_dict(
-            {k: v for k, v in record.policy.items() if k in SOURCE_POLICY_FIELDS}
-        )
+        policy = SourcePolicy.from_source(record.policy)
         tasks = collect(
             kind, paths, policy=policy, settings=self.settings, clock=self.clock, skip=skip
         )

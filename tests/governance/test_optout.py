@@ -67,7 +67,7 @@ def test_optout_deletes_suppresses_and_filters(
         store=ft.store,
         index=ft.index,
         analyzer=ft.analyzer,
-        thumbs_dir=ft.thumbs_dir,
+        home=ft.home,
         clock=ft.clock,
     )
     bypass.run([task(close[0], "/bypass.jpg")], ft.source("s"), workers=1)

@@ -45,6 +45,8 @@ from facetrace.types import IngestSummary, ItemError
 from facetrace.vision.analyzer import FaceAnalyzer
 
 INDEX_SAVE_SECONDS = 30.0
+THUMBS_FOLDER = "thumbs"
+"""Thumbnails live in ``home/thumbs/<sha[:2]>/``; faces store the path relative to home."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class IngestPipeline:
         store: Store,
         index: VectorIndex,
         analyzer: FaceAnalyzer,
-        thumbs_dir: Path,
+        home: Path,
         clock: Callable[[], datetime],
         suppressor: Suppressor | None = None,
         gate: Callable[[PhotoTask], str | None] | None = None,
@@ -96,7 +98,8 @@ class IngestPipeline:
         self.store = store
         self.index = index
         self.analyzer = analyzer
-        self.thumbs_dir = thumbs_dir
+        self.home = home
+        """Gallery folder; thumbnails go under it (see :data:`THUMBS_FOLDER`)."""
         self.clock = clock
         self.suppressor = suppressor
         self.gate = gate
@@ -189,16 +192,10 @@ class IngestPipeline:
         handle: Callable[[ItemOutcome], None],
     ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
         if n_workers <= 1:
-            for task in tasks:
-                prepared = self._prepare(task, source, counts)
-                if isinstance(prepared, ItemOutcome):
-                    handle(prepared)
-                    continue
-                data, _ = prepared
-                assert isinstance(task, PhotoTask)
-                yield task, data, analyze_task(task, self.analyzer, self.settings, data)
+            yield from self._analyse_here(tasks, source, counts, handle)
             return
         ctx = get_context("spawn")
+        deferred: list[PhotoTask | Refused] = []
         with ProcessPoolExecutor(
             max_workers=n_workers,
             mp_context=ctx,
@@ -207,7 +204,6 @@ class IngestPipeline:
         ) as pool:
             pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]] = {}
             in_flight_shas: set[str] = set()
-            deferred: list[PhotoTask | Refused] = []
             limit = n_workers * 4
             for task in tasks:
                 prepared = self._prepare(task, source, counts)
@@ -216,7 +212,8 @@ class IngestPipeline:
                     continue
                 data, sha = prepared
                 if sha in in_flight_shas:
-                    # Same bytes already being analysed: add its sighting once stored.
+                    # Same bytes already being analysed: prepared again once that one is
+                    # stored (then it only adds a sighting).
                     counts.seen -= 1
                     deferred.append(task)
                     continue
@@ -224,18 +221,34 @@ class IngestPipeline:
                 assert isinstance(task, PhotoTask)
                 pending[pool.submit(run_in_worker, task, data)] = (task, data)
                 while len(pending) >= limit:
-                    yield from self._drain(pending, wait_all=False)
+                    yield from self._drain(pending)
             while pending:
-                yield from self._drain(pending, wait_all=False)
-        for task in deferred:
+                yield from self._drain(pending)
+        # A twin whose first copy failed is analysed here rather than dropped.
+        yield from self._analyse_here(deferred, source, counts, handle)
+
+    def _analyse_here(
+        self,
+        tasks: Iterable[PhotoTask | Refused],
+        source: SourceRecord,
+        counts: _Counts,
+        handle: Callable[[ItemOutcome], None],
+    ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
+        """Prepare and analyse tasks one by one in this process."""
+        for task in tasks:
             prepared = self._prepare(task, source, counts)
             if isinstance(prepared, ItemOutcome):
                 handle(prepared)
+                continue
+            data, _ = prepared
+            assert isinstance(task, PhotoTask)
+            yield task, data, analyze_task(task, self.analyzer, self.settings, data)
 
     @staticmethod
     def _drain(
-        pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]], wait_all: bool
+        pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]],
     ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
+        """Yield the analyses that are finished (waiting for at least one)."""
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for fut in done:
             task, data = pending.pop(fut)
@@ -333,8 +346,8 @@ class IngestPipeline:
     def _write_thumbnail(self, sha256: str, i: int, jpeg: bytes) -> str | None:
         if not jpeg:
             return None
-        rel = Path("thumbs") / sha256[:2] / f"{sha256}_{i}.jpg"
-        path = self.thumbs_dir.parent / rel
+        rel = Path(THUMBS_FOLDER) / sha256[:2] / f"{sha256}_{i}.jpg"
+        path = self.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(jpeg)
