@@ -35,6 +35,15 @@ class EmbedderKind(StrEnum):
     ONNX = "onnx"
 
 
+class SmallFacePass(StrEnum):
+    """When HOG runs its upsampled pass for faces smaller than its 80 px window."""
+
+    AUTO = "auto"
+    """Unless the native-scale pass found a close-up face."""
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class DescriptorRuntime(StrEnum):
     """What runs dlib's ResNet descriptor (all give the same descriptors to 1e-4).
 
@@ -76,9 +85,8 @@ class Settings(BaseSettings):
     min_face_px: int = Field(
         default=40, ge=20, description="Smallest face side (pixels) detection aims to find."
     )
-    small_face_pass: str = Field(
-        default="auto",
-        pattern="^(auto|always|never)$",
+    small_face_pass: SmallFacePass = Field(
+        default=SmallFacePass.AUTO,
         description="HOG small-face pass (upsampled to reach min_face_px): auto runs it "
         "unless the first pass found a close-up face (>= 20% of the short side).",
     )

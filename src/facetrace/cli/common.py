@@ -6,9 +6,10 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +17,10 @@ from rich.console import Console
 
 from facetrace.config import Settings
 from facetrace.errors import ConfigError, FaceTraceError
+
+if TYPE_CHECKING:
+    from facetrace.ingest.pipeline import ItemOutcome
+    from facetrace.types import IngestSummary
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,3 +132,61 @@ def local_actor_name() -> str:
         return f"local:{getpass.getuser()}"
     except Exception:
         return "local:unknown"
+
+
+def run_with_progress(
+    total: int | None,
+    run: Callable[[Callable[[ItemOutcome], None]], IngestSummary],
+) -> IngestSummary:
+    """Run an ingest (``run(on_item)``) with a progress bar (rate and ETA) on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("ingest", total=total, rate="")
+        done = 0
+        faces = 0
+        start = time.perf_counter()
+
+        def on_item(outcome: ItemOutcome) -> None:
+            nonlocal done, faces
+            done += 1
+            faces += outcome.faces
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            progress.update(
+                task,
+                advance=1,
+                rate=f"{done / elapsed:.1f} img/s, {faces / elapsed:.1f} faces/s",
+            )
+
+        return run(on_item)
+
+
+def print_summary(summary: IngestSummary, as_json: bool) -> None:
+    """An ingest summary as JSON, or as a line plus one line per failed item."""
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    console.print(
+        f"job {summary.job_id}: {summary.photos_seen} photos seen, {summary.photos_added} added, "
+        f"{summary.duplicates} duplicates, {summary.faces_added} faces added, "
+        f"{len(summary.errors)} errors ({summary.seconds:.1f} s)"
+    )
+    for error in summary.errors:
+        console.print(f"  error {error.item}: {error.error}", markup=False)

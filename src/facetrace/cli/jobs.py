@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facetrace.cli.common import actor_name, console, handle_errors, opened, print_json
+from facetrace.cli.common import (
+    actor_name,
+    console,
+    handle_errors,
+    opened,
+    print_json,
+    print_summary,
+    run_with_progress,
+)
 
 app = typer.Typer(help="Ingest jobs: list, show errors, resume.", no_args_is_help=True)
 
@@ -73,11 +81,8 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Finish an interrupted job; items already done are skipped unread."""
-    from facetrace.cli.main import _run_ingest, print_summary
-
     with opened(ctx) as engine:
-        summary = _run_ingest(
-            engine,
+        summary = run_with_progress(
             None,
             lambda on_item: engine.resume_job(
                 job_id, workers=workers, on_item=on_item, actor=actor_name()

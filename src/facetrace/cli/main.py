@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from facetrace.cli import bench, demo, index_cmd, jobs, sources
@@ -25,16 +15,12 @@ from facetrace.cli.common import (
     actor_name,
     build_settings,
     console,
-    err_console,
     handle_errors,
     opened,
     print_json,
+    print_summary,
+    run_with_progress,
 )
-
-if TYPE_CHECKING:
-    from facetrace.app import FaceTrace
-    from facetrace.ingest.pipeline import ItemOutcome
-    from facetrace.types import IngestSummary
 
 app = typer.Typer(
     name="facetrace",
@@ -79,58 +65,6 @@ def root(
     ctx.meta[governance_cli.API_KEY_META] = api_key
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )
-
-
-def _run_ingest(
-    engine: FaceTrace,
-    total: int | None,
-    run: Callable[[Callable[[ItemOutcome], None]], IngestSummary],
-) -> IngestSummary:
-    """Run an ingest with a progress bar (rate and ETA) on stderr."""
-    with _progress() as progress:
-        task = progress.add_task("ingest", total=total, rate="")
-        done = 0
-        faces = 0
-        start = time.perf_counter()
-
-        def on_item(outcome: ItemOutcome) -> None:
-            nonlocal done, faces
-            done += 1
-            faces += outcome.faces
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            progress.update(
-                task,
-                advance=1,
-                rate=f"{done / elapsed:.1f} img/s, {faces / elapsed:.1f} faces/s",
-            )
-
-        return run(on_item)
-
-
-def print_summary(summary: IngestSummary, as_json: bool) -> None:
-    if as_json:
-        print_json(summary.to_dict())
-        return
-    console.print(
-        f"job {summary.job_id}: {summary.photos_seen} photos seen, {summary.photos_added} added, "
-        f"{summary.duplicates} duplicates, {summary.faces_added} faces added, "
-        f"{len(summary.errors)} errors ({summary.seconds:.1f} s)"
-    )
-    for error in summary.errors:
-        console.print(f"  error {error.item}: {error.error}", markup=False)
-
-
 @app.command()
 @handle_errors
 def ingest(
@@ -159,8 +93,7 @@ def ingest(
         engine.source(source)  # fail fast on an unknown or blocked source
         kind = input_kind(paths)
         total = sum(1 for _ in iter_files(paths)) if kind is InputKind.FOLDER else None
-        summary = _run_ingest(
-            engine,
+        summary = run_with_progress(
             total,
             lambda on_item: engine.ingest(
                 paths, source=source, workers=workers, on_item=on_item, actor=actor_name()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from facetrace.config import SmallFacePass
 from facetrace.errors import ModelError
 from facetrace.types import BBox
 from facetrace.vision.base import (
@@ -130,12 +131,12 @@ class HogDetector:
         small_faces: str = "auto",
         closeup_fraction: float = 0.2,
     ) -> None:
-        if small_faces not in ("auto", "always", "never"):
+        if small_faces not in set(SmallFacePass):
             raise ValueError("small_faces must be auto, always or never")
         self.min_face_px = min_face_px
         self.max_side = max_side
         self.threshold = threshold
-        self.small_faces = small_faces
+        self.small_faces = SmallFacePass(small_faces)
         self.closeup_fraction = closeup_fraction
 
     def _run(self, image: RGBImage, scale: float) -> list[Detection]:
@@ -152,8 +153,8 @@ class HogDetector:
         ]
 
     def _needs_small_pass(self, image: RGBImage, found: list[Detection]) -> bool:
-        if self.small_faces != "auto":
-            return self.small_faces == "always"
+        if self.small_faces is not SmallFacePass.AUTO:
+            return self.small_faces is SmallFacePass.ALWAYS
         if not found:
             return True
         short = int(min(image.shape[0], image.shape[1]))

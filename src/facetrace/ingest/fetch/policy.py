@@ -146,10 +146,21 @@ class SourcePolicy:
         }
 
     @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The policy's settable fields, as stored."""
+        return frozenset(f.name for f in fields(cls) if f.init)
+
+    @classmethod
+    def from_source(cls, stored: Mapping[str, Any]) -> SourcePolicy:
+        """The collection policy within a source's stored policy, which also holds
+        settings of other parts (such as ``retention_days``)."""
+        names = cls.field_names()
+        return cls.from_dict({k: v for k, v in stored.items() if k in names})
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourcePolicy:
         """Inverse of :meth:`as_dict`; missing keys take defaults, unknown ones are an error."""
-        known = {f.name for f in fields(cls) if f.init}
-        unknown = set(data) - known
+        unknown = set(data) - cls.field_names()
         if unknown:
             raise ConfigError(f"unknown source policy fields: {', '.join(sorted(unknown))}")
         values = dict(data)
