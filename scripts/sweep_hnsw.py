@@ -1,7 +1,8 @@
 """Sweep FAISS HNSW-flat efSearch on face-like vectors: recall@10 and speedup vs exact.
 
-Usage: python scripts/sweep_hnsw.py N M [EF_CONSTRUCTION]
-Prints one JSON line per efSearch value (one thread for queries, 2 for the build).
+Usage: python scripts/sweep_hnsw.py N M [EF_CONSTRUCTION] [--no-huge-pages]
+Prints one JSON line per efSearch value (one thread for queries, 2 for the build). The
+graph and vectors get 2 MiB pages as in the backend unless --no-huge-pages is given.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import faiss
 import numpy as np
 
 from facetrace.evaluation.bench_index import FaceLikeGenerator, _exact_topk
+from facetrace.index.hugepages import advise_structure
 
 
 def main() -> None:
-    n, m = int(sys.argv[1]), int(sys.argv[2])
-    ef_construction = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    huge = "--no-huge-pages" not in sys.argv
+    n, m = int(args[0]), int(args[1])
+    ef_construction = int(args[2]) if len(args) > 2 else 200
     gen = FaceLikeGenerator(128, 0)
     data = np.empty((n, 128), np.float32)
     for ids, v in gen.gallery(n):
@@ -36,8 +40,9 @@ def main() -> None:
     t = time.perf_counter()
     index.add(data)
     build_s = time.perf_counter() - t
+    huge_bytes = advise_structure(faiss, index) if huge else 0
     faiss.omp_set_num_threads(1)
-    for ef in (64, 128, 160, 192, 256):
+    for ef in (64, 96, 112, 128, 144, 160, 192, 256):
         index.hnsw.efSearch = ef
         found = np.empty((1000, 10), np.int64)
         times = []
@@ -53,6 +58,7 @@ def main() -> None:
                     "M": m,
                     "efConstruction": ef_construction,
                     "build_s": round(build_s, 1),
+                    "huge_page_bytes": huge_bytes,
                     "efSearch": ef,
                     "recall_at_10": round(float(recall), 4),
                     "p50_ms": round(float(np.median(times)) * 1e3, 3),

@@ -111,6 +111,7 @@ class BenchResult:
     ``rss_anon_bytes``: the process's anonymous memory afterwards (Python and libraries
     included); ``peak_rss_bytes``: peak resident set including memory-mapped files (the
     generated data set too), so an upper bound. ``disk_bytes_per_face``: saved index files.
+    ``huge_page_bytes``: index memory backed by 2 MiB pages (FAISS; 0 elsewhere).
     """
 
     backend: str
@@ -139,6 +140,7 @@ class BenchResult:
     rss_anon_bytes: int
     peak_rss_bytes: int
     disk_bytes_per_face: float
+    huge_page_bytes: int
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -238,6 +240,7 @@ def run_bench(
             disk = int(stats.get("disk_bytes", 0))  # type: ignore[call-overload]
             resident = int(stats.get("resident_bytes", 0))  # type: ignore[call-overload]
             structure = str(stats.get("structure", backend))
+            huge = int(stats.get("huge_page_bytes", 0))  # type: ignore[call-overload]
             if backend is IndexBackend.MILVUS:
                 index.remove(index.ids())  # leave nothing behind on a shared server
         finally:
@@ -288,6 +291,7 @@ def run_bench(
             rss_anon_bytes=rss1,
             peak_rss_bytes=_proc_status("VmHWM"),
             disk_bytes_per_face=round(disk / n, 1),
+            huge_page_bytes=huge,
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -5,9 +5,10 @@ How it works:
 - Every vector is kept exactly in a :class:`~facetrace.index.store.VectorStore` (a
   memory-mapped file when the index has a folder) at an append-only *row*.
 - A FAISS *structure* (see :mod:`facetrace.index.structures`) indexes rows: exact flat
-  while small, HNSW over 8-bit codes, then IVF-PQ as the gallery grows. Each search asks
-  it for a few dozen candidate rows and re-ranks them with exact L2 distances (float64),
-  so returned distances are true Euclidean distances and flat results equal the oracle's.
+  while small, HNSW over full vectors, then IVF-PQ as the gallery grows. Each search asks
+  it for candidate rows; IVF-PQ's are re-ranked with exact L2 distances (float64), and
+  flat and HNSW distances are exact already, so flat results equal the oracle's. The
+  HNSW graph and its vectors are backed by 2 MiB pages (:mod:`facetrace.index.hugepages`).
 - ``remove`` marks rows dead (tombstones); searches pass a bitmap of live rows to FAISS
   so dead rows are never returned. When tombstones pass ``compact_ratio`` of a
   structure, or the live count calls for another kind of structure, a new structure is
@@ -41,6 +42,7 @@ from facetrace.index.base import (
     check_vectors,
     empty_result,
 )
+from facetrace.index.hugepages import advise_structure
 from facetrace.index.store import VectorStore
 from facetrace.index.structures import (
     FaissTuning,
@@ -89,6 +91,7 @@ class FaissIndex:
         self._builder: threading.Thread | None = None
         self._cancel = threading.Event()
         self._build_error: BaseException | None = None
+        self._huge_page_bytes = 0  # covered by the last huge-page request
         if path is not None and (path / MANIFEST).exists():
             self._load(path)
         else:
@@ -237,6 +240,7 @@ class FaissIndex:
             tmp.write_text(json.dumps(manifest, indent=1))
             _fsync_replace(tmp, self._dir / MANIFEST)
             self._generation = gen
+            self._advise_huge_pages(self._structure)  # arrays grown by adds since the build
             keep = {MANIFEST, structure_name, meta_name, self._vectors_name}
             for f in self._dir.iterdir():
                 if f.name not in keep and f.suffix in {".faiss", ".npz", ".f32", ".tmp"}:
@@ -306,6 +310,7 @@ class FaissIndex:
                 "resident_bytes": structure_bytes + rows * 9 + self.count() * 16,
                 "vector_bytes": rows * self._dim * 4,
                 "disk_bytes": disk,
+                "huge_page_bytes": self._huge_page_bytes,
             }
 
     def export(self, batch: int = 65_536) -> Iterator[tuple[IdArray, FloatArray]]:
@@ -324,6 +329,11 @@ class FaissIndex:
     def _check_open(self) -> None:
         if self._closed:
             raise IndexBackendError("the index is closed")
+
+    def _advise_huge_pages(self, structure: Any) -> None:
+        if self._tuning.huge_pages:
+            self._huge_page_bytes = advise_structure(self._faiss, structure)
+            log.debug("huge pages over %d bytes of the structure", self._huge_page_bytes)
 
     def _live_selector(self) -> Any:
         if self._selector is None or self._selector[0] != self._version:
@@ -445,8 +455,12 @@ class FaissIndex:
                         add_rows(structure, self._store.take(live_rows), live_rows)
                     self._structure, self._kind, self._indexed = structure, kind, rows
                     log.info("swapped in %s index (%d vectors)", kind.value, structure.ntotal)
-                    return None
+                    break
                 snap = rows  # catch up on rows added meanwhile, outside the lock
+        # Outside the lock: searches go on while the kernel moves the pages (a catch-up
+        # add that reallocates meanwhile only costs that array its huge pages).
+        self._advise_huge_pages(structure)
+        return None
 
     def _compact_store(self, keep: npt.NDArray[np.int64]) -> None:
         """Copy live rows into a new store generation and renumber rows (lock held)."""
@@ -493,6 +507,7 @@ class FaissIndex:
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexBackendError(f"could not open index at {path}: {exc}") from exc
         self._kind = kind_of(self._structure)
+        self._advise_huge_pages(self._structure)
         live_rows = np.flatnonzero(self._live)
         order = np.argsort(self._row_ids[live_rows], kind="stable")
         self._sorted_rows = live_rows[order].astype(np.int64)
