@@ -55,12 +55,13 @@ class FaissTuning:
     flat_max: int = 20_000
     hnsw_max: int = 2_000_000
     # Measured at 1M face-like vectors, one thread (README "Index"): flat storage with
-    # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16; a graph
-    # built with efConstruction 200 reaches at efSearch 128 the recall that one built
-    # with 100 needs efSearch ~190 for (0.984 vs 0.985), at the price of a 2x longer build.
+    # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16. Graphs
+    # built in one FAISS call: efConstruction 200 at efSearch 128 matched 100 at ~190
+    # (0.984 vs 0.985) for a 2x longer build. This backend's chunked build gave 0.979 at
+    # efSearch 128 and 0.983 at 144, hence 144.
     hnsw_m: int = 48
     hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 144
     hnsw_candidates: int = 18  # distances are exact already: re-rank just k + 8
     ivf_nlist: int | None = None  # None: a power of two near sqrt(n), at least 256
     ivf_nprobe: int | None = None  # None: nlist // 16, at least 16
