@@ -57,7 +57,7 @@ class FaissTuning:
     # Measured at 1M face-like vectors, one thread (README "Index"): flat storage with
     # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16. Graphs
     # built in one FAISS call: efConstruction 200 at efSearch 128 matched 100 at ~190
-    # (0.984 vs 0.985) for a 2x longer build. This backend's chunked build gave 0.979 at
+    # (0.984 vs 0.985) for a 2x longer build. The backend's own 1M build gave 0.979 at
     # efSearch 128 and 0.983 at 144, hence 144.
     hnsw_m: int = 48
     hnsw_ef_construction: int = 200
