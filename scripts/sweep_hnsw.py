@@ -16,7 +16,7 @@ import time
 import faiss
 import numpy as np
 
-from facetrace.evaluation.bench_index import FaceLikeGenerator, _exact_topk
+from facetrace.evaluation.bench_index import FaceLikeGenerator, _exact_topk, recall_at_k
 from facetrace.index.hugepages import advise_structure
 
 
@@ -25,9 +25,7 @@ def main() -> None:
     n, m = int(args[0]), int(args[1])
     ef_construction = int(args[2]) if len(args) > 2 else 200
     gen = FaceLikeGenerator(128, 0)
-    data = np.empty((n, 128), np.float32)
-    for ids, v in gen.gallery(n):
-        data[ids[0] : ids[-1] + 1] = v
+    data = gen.fill(np.empty((n, 128), np.float32))
     q = gen.queries(1000, n)
     truth = _exact_topk(data, q, 10)
     faiss.omp_set_num_threads(2)
@@ -52,7 +50,7 @@ def main() -> None:
                 t = time.perf_counter()
                 _, found[i : i + 1] = index.search(q[i : i + 1], 10)
                 times.append(time.perf_counter() - t)
-            recall = np.mean([len(set(found[i]) & set(truth[i])) / 10 for i in range(1000)])
+            recall = recall_at_k(truth, found)
             print(
                 json.dumps(
                     {

@@ -83,6 +83,12 @@ class FaceLikeGenerator:
             for s in range(0, m, batch):
                 yield ids[s : s + batch], vecs[s : s + batch]
 
+    def fill(self, out: FloatArray) -> FloatArray:
+        """Write the first ``len(out)`` gallery vectors into ``out`` (an array or memmap)."""
+        for ids, vecs in self.gallery(out.shape[0]):
+            out[ids[0] : ids[-1] + 1] = vecs
+        return out
+
     def queries(self, m: int, n: int, impostor_fraction: float = 0.2) -> FloatArray:
         """``(m, dim)`` float32 probes: new photos of gallery people, and of strangers."""
         rng = np.random.default_rng([self._seed, 10**9 + 1])
@@ -174,6 +180,11 @@ def _exact_topk(data: FloatArray, queries: FloatArray, k: int, chunk: int = 1_00
     return best_i
 
 
+def recall_at_k(truth: IdArray, found: IdArray) -> float:
+    """Mean fraction of each row of ``truth`` (exact top-k ids) present in ``found``."""
+    return float(np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)]))
+
+
 def _timed_exact(data: FloatArray, probe: FloatArray, k: int) -> float:
     """Seconds for one exact single-query search on one OpenMP thread."""
     import faiss
@@ -213,10 +224,7 @@ def run_bench(
     base = Path(tempfile.mkdtemp(prefix="bench-index-", dir=workdir))
     try:
         gen = FaceLikeGenerator(dim, seed)
-        data = np.memmap(base / "data.f32", np.float32, "w+", shape=(n, dim))
-        for ids, vecs in gen.gallery(n):
-            data[ids[0] : ids[-1] + 1] = vecs
-        data.flush()
+        data = gen.fill(np.memmap(base / "data.f32", np.float32, "w+", shape=(n, dim)))
         probes = gen.queries(queries, n)
         truth = _exact_topk(data, probes, k)
 
@@ -272,7 +280,7 @@ def run_bench(
             index.close()
 
         recall1 = float(np.mean(found[:, 0] == truth[:, 0]))
-        recall10 = float(np.mean([np.isin(truth[i], found[i]).mean() for i in range(queries)]))
+        recall10 = recall_at_k(truth, found)
 
         # Exact search in the same run: single queries (above), then batched.
         exact_single = float(np.mean(exact_times))

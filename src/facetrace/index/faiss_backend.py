@@ -507,7 +507,6 @@ class FaissIndex:
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexBackendError(f"could not open index at {path}: {exc}") from exc
         self._kind = kind_of(self._structure)
-        self._advise_huge_pages(self._structure)
         live_rows = np.flatnonzero(self._live)
         order = np.argsort(self._row_ids[live_rows], kind="stable")
         self._sorted_rows = live_rows[order].astype(np.int64)
@@ -515,6 +514,7 @@ class FaissIndex:
         with self._lock:
             self._maybe_rebuild()
             self._catch_up()
+        self._advise_huge_pages(self._structure)  # after catch-up adds may have moved arrays
 
 
 def _grow(arr: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
