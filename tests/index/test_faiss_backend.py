@@ -133,3 +133,30 @@ def test_rejects_bad_input_and_use_after_close(data: tuple, tmp_path: Path) -> N
         index.search(vecs[:1], 1)
     with pytest.raises(IndexBackendError):
         FaissIndex(64, tmp_path / "f")  # dimension mismatch with the saved index
+
+
+def test_removal_between_searches_reaches_the_cached_search_parameters(data: tuple) -> None:
+    """Each removal hides its ids from the very next search, and exact results follow."""
+    ids, vecs, q = data
+    index = FaissIndex(DIM, None, FaissTuning(flat_max=1000, background=False))
+    oracle = ExactIndex(DIM)
+    index.add(ids[:3000], vecs[:3000])
+    oracle.add(ids[:3000], vecs[:3000])
+    assert index.kind is StructureKind.HNSW
+    _, before = index.search(q[:10], 10)  # parameters cached without a selector
+    gone: list[np.ndarray] = []
+    for victims in (np.unique(before[:5, :3]), np.unique(before[5:, :3])):
+        assert index.remove(victims) == victims.size
+        oracle.remove(victims)
+        gone.append(victims)
+        assert index.stats()["tombstones"] == sum(g.size for g in gone)  # no rebuild
+        d, found = index.search(q[:10], 10)
+        assert not np.isin(found, np.concatenate(gone)).any()
+        exact_d, truth = oracle.search(q[:10], 10)
+        recall = np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)])
+        assert recall >= 0.95
+        hits = np.isin(found, truth)
+        np.testing.assert_allclose(  # HNSW distances are exact ones
+            np.sort(d[hits]), np.sort(exact_d[np.isin(truth, found)]), rtol=1e-4
+        )
+    index.close()

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _RERANK_CHUNK = 64  # queries re-ranked at a time (bounds the gathered candidate block)
+_NO_ROWS = np.empty((0,), dtype=np.int64)
 
 
 class FaissIndex:
@@ -88,6 +89,8 @@ class FaissIndex:
         self._sorted_rows = np.empty((0,), dtype=np.int64)  # their rows
         self._version = 0  # bumped when the live set changes (invalidates the selector)
         self._selector: tuple[int, Any, Any] | None = None
+        # Search parameters for the current structure; reset whenever it is replaced.
+        self._params: tuple[tuple[StructureKind, int, int], Any] | None = None
         self._builder: threading.Thread | None = None
         self._cancel = threading.Event()
         self._build_error: BaseException | None = None
@@ -157,21 +160,20 @@ class FaissIndex:
         q = check_vectors(queries, self._dim, "queries")
         if k <= 0:
             raise ValueError("k must be positive")
-        distances, ids = empty_result(q.shape[0], k)
         with self._lock:
             self._check_open()
             live = self._sorted_ids.size
             if live == 0 or q.shape[0] == 0:
-                return distances, ids
+                return empty_result(q.shape[0], k)
             structure, kind = self._structure, self._kind
-            pending = np.arange(self._indexed, self._store.rows, dtype=np.int64)
-            pending = pending[self._live[pending]]
+            rows_total = self._store.rows
+            pending = _NO_ROWS
+            if self._indexed < rows_total:
+                pending = np.arange(self._indexed, rows_total, dtype=np.int64)
+                pending = pending[self._live[pending]]
             cand = min(self._tuning.candidates(kind, k), int(structure.ntotal))
-            rows = np.full((q.shape[0], 0), -1, dtype=np.int64)
             if cand > 0:
-                in_structure = live - pending.size
-                selector = self._live_selector() if structure.ntotal > in_structure else None
-                params = search_params(structure, kind, self._tuning, cand, selector)
+                params = self._search_params(structure, kind, cand, live - pending.size)
                 with omp_threads(q.shape[0], self._tuning):
                     try:
                         d2, rows = structure.search(q, cand, params=params)
@@ -180,14 +182,12 @@ class FaissIndex:
                 if kind is StructureKind.HNSW and not pending.size:
                     # HNSW over full vectors returns exact squared distances of live
                     # rows only (the selector drops tombstones): no re-ranking needed.
-                    kk = min(k, rows.shape[1])
-                    found = rows[:, :kk] >= 0
-                    safe = np.where(found, rows[:, :kk], 0)
-                    distances[:, :kk] = np.where(found, np.sqrt(np.maximum(d2[:, :kk], 0)), np.inf)
-                    ids[:, :kk] = np.where(found, self._row_ids[safe], -1)
-                    return distances, ids
+                    return self._hnsw_result(d2, rows, k)
+            else:
+                rows = np.full((q.shape[0], 0), -1, dtype=np.int64)
             if pending.size:
                 rows = np.concatenate([rows, self._scan(q, pending, k + 8)], axis=1)
+            distances, ids = empty_result(q.shape[0], k)
             kk = min(k, rows.shape[1])
             for start in range(0, q.shape[0], _RERANK_CHUNK):
                 stop = start + _RERANK_CHUNK
@@ -256,6 +256,7 @@ class FaissIndex:
                 self._closed = True
                 self._store.close()
                 self._structure = None
+                self._params = None
 
     # --- maintenance ------------------------------------------------------------------
 
@@ -342,6 +343,37 @@ class FaissIndex:
             sel = self._faiss.IDSelectorBitmap(rows, self._faiss.swig_ptr(bitmap))
             self._selector = (self._version, bitmap, sel)  # the bitmap must outlive sel
         return self._selector[2]
+
+    def _search_params(self, structure: Any, kind: StructureKind, cand: int, indexed: int) -> Any:
+        """Search parameters for ``structure``, cached until it or the live set changes.
+
+        ``indexed``: live rows the structure holds; fewer than its ``ntotal`` means it
+        holds tombstones, which the live-row selector hides.
+        """
+        version = self._version if structure.ntotal > indexed else -1
+        key = (kind, cand, version)
+        if self._params is None or self._params[0] != key:
+            selector = self._live_selector() if version >= 0 else None
+            self._params = (key, search_params(structure, kind, self._tuning, cand, selector))
+        return self._params[1]
+
+    def _hnsw_result(
+        self, d2: FloatArray, rows: npt.NDArray[np.int64], k: int
+    ) -> tuple[FloatArray, IdArray]:
+        """Final ``(distances, ids)`` from an HNSW search's squared distances and rows."""
+        found = rows >= 0
+        if found.all():
+            distances = np.sqrt(np.maximum(d2, 0, out=d2), out=d2)
+            ids = self._row_ids[rows]
+        else:
+            distances = np.where(found, np.sqrt(np.maximum(d2, 0)), np.inf).astype(np.float32)
+            ids = np.where(found, self._row_ids[np.where(found, rows, 0)], -1)
+        if rows.shape[1] == k:
+            return distances, ids
+        out_d, out_i = empty_result(rows.shape[0], k)
+        out_d[:, : rows.shape[1]] = distances
+        out_i[:, : rows.shape[1]] = ids
+        return out_d, out_i
 
     def _scan(self, q: FloatArray, rows: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
         """Exhaustive top-``k`` rows among ``rows`` (not yet in the structure), -1 padded."""
@@ -454,6 +486,7 @@ class FaissIndex:
                     if live_rows.size:
                         add_rows(structure, self._store.take(live_rows), live_rows)
                     self._structure, self._kind, self._indexed = structure, kind, rows
+                    self._params = None
                     log.info("swapped in %s index (%d vectors)", kind.value, structure.ntotal)
                     break
                 snap = rows  # catch up on rows added meanwhile, outside the lock
@@ -482,6 +515,7 @@ class FaissIndex:
         self._structure = new_structure(StructureKind.FLAT, self._dim, 0, self._tuning)
         self._kind = StructureKind.FLAT
         self._indexed = 0
+        self._params = None
         self._version += 1
         self._selector = None
         old.close()  # a file store's old file is deleted by the next save()

@@ -48,8 +48,8 @@ class StructureKind(StrEnum):
 class FaissTuning:
     """Size thresholds and search effort of the FAISS backend.
 
-    Counts are live vectors; ``*_candidates`` are how many candidates each structure
-    hands to exact re-ranking (at least ``k`` plus a margin).
+    Counts are live vectors; ``ivf_candidates`` is how many candidates IVF-PQ hands to
+    exact re-ranking (at least ``4 k``).
     """
 
     flat_max: int = 20_000
@@ -62,7 +62,6 @@ class FaissTuning:
     hnsw_m: int = 48
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 144
-    hnsw_candidates: int = 18  # distances are exact already: re-rank just k + 8
     ivf_nlist: int | None = None  # None: a power of two near sqrt(n), at least 256
     ivf_nprobe: int | None = None  # None: nlist // 16, at least 16
     pq_m: int = 32
@@ -94,7 +93,9 @@ class FaissTuning:
         if kind is StructureKind.FLAT:
             return k + 8
         if kind is StructureKind.HNSW:
-            return max(self.hnsw_candidates, 2 * k)
+            # Exact distances over live rows: its top k is final (more would come from
+            # the same efSearch-wide search and be cut again).
+            return k
         return max(self.ivf_candidates, 4 * k)
 
     def nprobe_for(self, nlist: int) -> int:
