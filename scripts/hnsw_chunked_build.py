@@ -14,7 +14,8 @@ import time
 import faiss
 import numpy as np
 
-from facetrace.evaluation.bench_index import FaceLikeGenerator, _exact_topk, recall_at_k
+from facetrace.evaluation.bench_index import _exact_topk, recall_at_k
+from facetrace.evaluation.facelike import FaceLikeGenerator
 
 
 def main() -> None:

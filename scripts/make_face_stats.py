@@ -1,128 +1,129 @@
 """Regenerate ``src/facetrace/data/dlib_descriptor_stats.npz`` from real face descriptors.
 
-The file holds the statistics that :mod:`facetrace.evaluation.bench_index` uses to draw
-synthetic, face-like dlib descriptors: the global mean, and factors of the between-identity
-and within-identity covariances (so ``x = mean + B z_identity + W z_photo``, ``z ~ N(0, I)``).
+The file holds the model :class:`facetrace.evaluation.facelike.FaceLikeGenerator` draws
+from (see that module), fitted to plain dlib descriptors (HOG, 5-point alignment, ResNet)
+of every lfw-dev image, and the fidelity figures of those real faces, which a test
+checks the generator still reproduces.
 
-Usage (needs the LFW development images, read-only; a few minutes on one core)::
+Usage (about 10 minutes on one core the first time; the descriptor cache makes reruns
+take seconds)::
 
     .venv/bin/python scripts/make_face_stats.py /work/shared/data/lfw-dev/images \
-        --out src/facetrace/data/dlib_descriptor_stats.npz
+        --cache /tmp/ft-eval --out src/facetrace/data/dlib_descriptor_stats.npz
 
-Faces are detected with dlib's HOG detector, aligned with the 5-point model and embedded
-with dlib's ResNet (face_recognition_models). Identities with several photos give the
-within-identity spread; the rest of the variance is between identities.
+It first prints a held-out check: half of the identities fit each candidate model, and
+descriptors drawn from it (with the other half's identity sizes) are compared with the
+other half's real descriptors. Then it fits ``--components``/``--shrink`` on everyone.
+``--also DIR`` adds a flat folder of one-photo-per-person faces (for example UTKFace) to
+the held-out check only: a second, more diverse population the model never saw.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from facetrace.evaluation.facelike import FIDELITY_EF, fidelity, fit_mixture
+from facetrace.evaluation.variants import recipe
 
-def _factor(cov: np.ndarray) -> np.ndarray:
-    """Return ``F`` (d, d) with ``F @ F.T`` the nearest PSD matrix to ``cov``."""
-    vals, vecs = np.linalg.eigh((cov + cov.T) / 2.0)
-    vals = np.clip(vals, 0.0, None)
-    return (vecs * np.sqrt(vals)[None, :]).astype(np.float32)
+CANDIDATES = ((1, 0.0), (4, 0.2), (8, 0.2), (16, 0.2), (32, 0.3))
+
+
+def _describe(
+    images: Path, cache: Path, flat: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    describer = recipe("baseline", cache)
+    files = sorted(images.glob("*.jpg") if flat else images.glob("*/*.jpg"))
+    vecs, names = [], []
+    for n, path in enumerate(files, 1):
+        d = describer.describe(path, path.relative_to(images).as_posix())
+        if d.embedding is not None:
+            vecs.append(d.embedding.astype(np.float64))
+            names.append(path.name if flat else path.parent.name)
+        if n % 500 == 0:
+            describer.flush()
+            print(f"described {n}/{len(files)}", file=sys.stderr, flush=True)
+    describer.flush()
+    _, labels = np.unique(names, return_inverse=True)
+    return np.stack(vecs), labels.astype(np.int64)
+
+
+def _draw(model: dict[str, np.ndarray], sizes: np.ndarray, seed: int) -> np.ndarray:
+    """Descriptors from a fitted model (not yet saved) for identities of ``sizes``."""
+    rng = np.random.default_rng(seed)
+    comp = rng.choice(model["mix_weights"].size, size=sizes.size, p=model["mix_weights"])
+    z = rng.normal(size=(sizes.size, model["mean"].size))
+    centres = np.empty_like(z)
+    for j in range(model["mix_weights"].size):
+        sel = comp == j
+        centres[sel] = model["mix_means"][j] + z[sel] @ model["mix_factors"][j].T
+    labels = np.repeat(np.arange(sizes.size), sizes)
+    noise = rng.normal(size=(labels.size, z.shape[1])) @ model["within_factor"].T
+    return centres[labels] + noise
+
+
+def _row(name: str, fid: dict[str, float]) -> str:
+    curve = " ".join(f"{fid[f'hnsw_ef{ef}']:.3f}" for ef in FIDELITY_EF)
+    return f"{name:<24} lid20 {fid['lid20']:5.2f}  contrast {fid['contrast']:.3f}  hnsw {curve}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", type=Path, help="folder of NAME/NAME_000i.jpg images")
+    parser.add_argument("--cache", type=Path, required=True, help="descriptor cache folder")
     parser.add_argument(
         "--out", type=Path, default=Path("src/facetrace/data/dlib_descriptor_stats.npz")
     )
-    parser.add_argument("--max-per-identity", type=int, default=6)
-    parser.add_argument("--max-faces", type=int, default=700)
+    parser.add_argument("--components", type=int, default=16)
+    parser.add_argument("--shrink", type=float, default=0.2)
+    parser.add_argument("--also", type=Path, help="flat folder of one-photo people (check only)")
+    parser.add_argument("--also-cache", type=Path, help="descriptor cache for --also")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import dlib
-    import face_recognition_models
-    from PIL import Image
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(
-        face_recognition_models.pose_predictor_five_point_model_location()
-    )
-    model = dlib.face_recognition_model_v1(
-        face_recognition_models.face_recognition_model_location()
-    )
+    x, y = _describe(args.images, args.cache)
+    print(f"{x.shape[0]} faces of {y.max() + 1} people")
 
     rng = np.random.default_rng(args.seed)
-    people = sorted(p for p in args.images.iterdir() if p.is_dir())
-    multi = [p for p in people if len(list(p.glob("*.jpg"))) >= 2]
-    single = [p for p in people if len(list(p.glob("*.jpg"))) == 1]
-    rng.shuffle(single)
-    # Every multi-photo identity (capped), then singletons to fill the budget.
-    plan: list[tuple[int, Path]] = []
-    for label, person in enumerate(multi):
-        for img in sorted(person.glob("*.jpg"))[: args.max_per_identity]:
-            plan.append((label, img))
-    for label, person in enumerate(single, start=len(multi)):
-        plan.append((label, next(person.glob("*.jpg"))))
-    plan = plan[: args.max_faces]
+    people = rng.permutation(y.max() + 1)
+    halves = [np.isin(y, people[: people.size // 2]), np.isin(y, people[people.size // 2 :])]
+    fit_x, fit_y = x[halves[0]], y[halves[0]]
+    test_x, test_y = x[halves[1]], np.unique(y[halves[1]], return_inverse=True)[1]
+    test_sizes = np.bincount(test_y)
+    print(f"held-out check: fit on {fit_x.shape[0]} faces, compare with {test_x.shape[0]}")
+    print(_row("real, held out", fidelity(test_x)))
+    models = {}
+    for k, shrink in CANDIDATES:
+        models[(k, shrink)] = fit_mixture(fit_x, fit_y, k, shrink, args.seed)
+        print(_row(f"K={k} shrink={shrink}", fidelity(_draw(models[(k, shrink)], test_sizes, 1))))
+    if args.also is not None:
+        other, _ = _describe(args.also, args.also_cache or args.cache, flat=True)
+        print(f"second population: {other.shape[0]} one-photo faces from {args.also}")
+        print(_row("real, second population", fidelity(other)))
+        ones = np.ones(other.shape[0], dtype=np.int64)
+        for key, model in models.items():
+            print(_row(f"K={key[0]} shrink={key[1]}", fidelity(_draw(model, ones, 2))))
 
-    descs: list[np.ndarray] = []
-    labels: list[int] = []
-    t0 = time.perf_counter()
-    for label, path in plan:
-        img = np.asarray(Image.open(path).convert("RGB"))
-        dets = detector(img, 1)
-        if len(dets) == 0:
-            continue
-        # LFW images are centred on the named person: take the detection closest to the centre.
-        cx, cy = img.shape[1] / 2, img.shape[0] / 2
-        det = min(dets, key=lambda r: (r.center().x - cx) ** 2 + (r.center().y - cy) ** 2)
-        shape = predictor(img, det)
-        descs.append(np.asarray(model.compute_face_descriptor(img, shape), dtype=np.float64))
-        labels.append(label)
-    x = np.stack(descs)
-    y = np.asarray(labels)
-    took = time.perf_counter() - t0
-    print(f"{x.shape[0]} faces from {np.unique(y).size} identities in {took:.0f} s")
-
-    mean = x.mean(0)
-    total = np.cov(x, rowvar=False)
-    # Pooled within-identity covariance over identities with >= 2 faces.
-    resid = []
-    for lab in np.unique(y):
-        rows = x[y == lab]
-        if rows.shape[0] >= 2:
-            resid.append(rows - rows.mean(0))
-    r = np.concatenate(resid)
-    dof = r.shape[0] - len(resid)
-    within = r.T @ r / dof
-    between = total - within
-
+    final = fit_mixture(x, y, args.components, args.shrink, args.seed)
+    real = fidelity(x)
+    sizes = np.bincount(y)
     norms = np.linalg.norm(x, axis=1)
-    same, diff = [], []
-    for i in range(x.shape[0]):
-        d = np.linalg.norm(x[i + 1 :] - x[i], axis=1)
-        s = y[i + 1 :] == y[i]
-        same.extend(d[s])
-        diff.extend(d[~s])
     np.savez_compressed(
         args.out,
-        mean=mean.astype(np.float32),
-        between_factor=_factor(between),
-        within_factor=_factor(within),
+        **final,
         n_faces=np.int64(x.shape[0]),
-        n_identities=np.int64(np.unique(y).size),
+        n_identities=np.int64(sizes.size),
         norm_mean=np.float32(norms.mean()),
         norm_std=np.float32(norms.std()),
-        same_dist_mean=np.float32(np.mean(same)),
-        diff_dist_mean=np.float32(np.mean(diff)),
+        fidelity_sizes=sizes.astype(np.int32),
+        fidelity_keys=np.array(sorted(real)),
+        fidelity_real=np.array([real[key] for key in sorted(real)], dtype=np.float64),
     )
-    print(
-        f"norm {norms.mean():.3f}+-{norms.std():.3f}; same-person distance {np.mean(same):.3f}, "
-        f"different-person {np.mean(diff):.3f}; wrote {args.out}"
-    )
+    print(_row("real, all (stored)", real))
+    print(f"norm {norms.mean():.3f}+-{norms.std():.3f}; wrote {args.out}")
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from facetrace.config import IndexBackend, Settings
-from facetrace.evaluation.bench_index import FaceLikeGenerator
+from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.index.base import NO_RESULT, FloatArray, IdArray, MaintainableIndex, VectorIndex
 from facetrace.index.exact import ExactIndex
 from facetrace.index.factory import open_index

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facetrace.errors import IndexBackendError
-from facetrace.evaluation.bench_index import FaceLikeGenerator
+from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.index.base import MaintainableIndex, VectorIndex
 from facetrace.index.exact import ExactIndex
 from facetrace.index.faiss_backend import FaissIndex

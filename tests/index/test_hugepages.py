@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from facetrace.evaluation.bench_index import FaceLikeGenerator
+from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.index.faiss_backend import FaissIndex
 from facetrace.index.hugepages import HUGE_PAGE, advise_structure
 from facetrace.index.structures import FaissTuning, StructureKind, add_rows, new_structure

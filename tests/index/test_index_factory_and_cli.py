@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from facetrace.cli.index_cmd import bench_index, index_app
 from facetrace.config import IndexBackend, Settings
 from facetrace.errors import ConfigError
-from facetrace.evaluation.bench_index import FaceLikeGenerator, run_bench
+from facetrace.evaluation.bench_index import run_bench
+from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.index.exact import ExactIndex
 from facetrace.index.factory import open_index
 from facetrace.index.faiss_backend import FaissIndex

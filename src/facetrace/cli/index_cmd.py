@@ -104,12 +104,27 @@ def bench_index(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Probe count."),
     workdir: Path | None = typer.Option(None, "--workdir", help="Scratch folder (default: temp)."),
+    face_model: str = typer.Option(
+        "mixture",
+        "--face-model",
+        help="Face-like data: mixture (fitted to real faces) or gaussian (harder, older).",
+    ),
 ) -> None:
     """Benchmark the index on face-like vectors: latency, throughput, recall, memory."""
     from facetrace.evaluation.bench_index import run_bench
 
+    if face_model not in ("mixture", "gaussian"):
+        raise typer.BadParameter("mixture or gaussian", param_hint="--face-model")
     try:
-        result = run_bench(_settings(ctx), n, backend, dim, queries=queries, workdir=workdir)
+        result = run_bench(
+            _settings(ctx),
+            n,
+            backend,
+            dim,
+            queries=queries,
+            workdir=workdir,
+            model="mixture" if face_model == "mixture" else "gaussian",
+        )
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     if json:

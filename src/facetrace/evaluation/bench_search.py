@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from facetrace.config import Settings
-from facetrace.evaluation.bench_index import FaceLikeGenerator
+from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.store import schema
 
 CHUNK = 50_000
