@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from facetrace.errors import IndexBackendError, MissingDependencyError
+from facetrace.index.milvus_backend import GRACEFUL_TIME_S
 
 URI = os.environ.get("FACETRACE_TEST_MILVUS_URI")
 needs_server = pytest.mark.skipif(not URI, reason="FACETRACE_TEST_MILVUS_URI is not set")
@@ -38,7 +40,7 @@ def collection() -> Iterator[str]:
 
 @pytest.mark.milvus
 @needs_server
-def test_duplicates_dimension_and_strong_reads(collection: str) -> None:
+def test_duplicates_dimension_and_reads_after_remove(collection: str) -> None:
     from facetrace.index.milvus_backend import MilvusIndex
 
     assert URI is not None
@@ -49,7 +51,7 @@ def test_duplicates_dimension_and_strong_reads(collection: str) -> None:
     with pytest.raises(ValueError, match="already present"):
         index.add(np.array([5, 100]), vecs[:2])  # Milvus itself would accept a duplicate key
     assert index.count() == 20
-    # A removed id is gone from the very next search (Strong consistency).
+    # A removed id is gone from the very next search (a Strong read after a write).
     _, found = index.search(vecs[3:4], 1)
     assert found[0, 0] == 3
     assert index.remove(np.array([3, 999])) == 1
@@ -61,3 +63,33 @@ def test_duplicates_dimension_and_strong_reads(collection: str) -> None:
         MilvusIndex(16, URI, collection)
     with pytest.raises(IndexBackendError):
         index.count()  # closed
+
+
+@pytest.mark.milvus
+@needs_server
+def test_a_removal_reaches_every_search_of_the_process_at_once(collection: str) -> None:
+    """Searches after a write read Strong, whichever client of the process wrote;
+    once the server's graceful time has passed they read Bounded and still see it."""
+    from facetrace.index.milvus_backend import MilvusIndex
+
+    assert URI is not None
+    vecs = np.random.default_rng(1).normal(size=(200, 8)).astype(np.float32)
+    writer, reader = MilvusIndex(8, URI, collection), MilvusIndex(8, URI, collection)
+    try:
+        writer.add(np.arange(200), vecs)
+        _, found = reader.search(vecs[:10], 1)
+        assert found[:, 0].tolist() == list(range(10))  # the reader sees the adds too
+        for i in range(10):  # remove through one client, search through the other at once
+            assert writer.remove(np.array([i])) == 1
+            _, found = reader.search(vecs[i : i + 1], 5)
+            assert i not in found
+        assert reader.count() == 190
+        assert reader.search_consistency() == "Strong"
+        time.sleep(GRACEFUL_TIME_S + 1.1)
+        assert reader.search_consistency() == "Bounded"  # no time-tick wait any more
+        _, found = reader.search(vecs[:20], 1)
+        assert not np.isin(found, np.arange(10)).any()
+        assert found[10:, 0].tolist() == list(range(10, 20))
+    finally:
+        writer.close()
+        reader.close()

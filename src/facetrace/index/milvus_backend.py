@@ -3,14 +3,26 @@
 Needs the ``milvus`` extra (``pip install 'facetrace[milvus]'``: pymilvus 2.6, tested
 against Milvus 2.3.5 standalone). The collection has an ``INT64`` primary key ``id`` and a
 ``FLOAT_VECTOR`` field ``vec``, an HNSW index (M=16, efConstruction=200) with the L2
-metric, and *Strong* consistency, so a search right after ``remove`` never sees the
-removed ids. Milvus reports squared L2; this class returns L2.
+metric. Milvus reports squared L2; this class returns L2.
+
+Consistency: a *Strong* read waits for the server's next time tick (200 ms by default),
+so searches read with *Bounded* consistency (data older than the server's
+``common.gracefulTime``, 5 s by default, is always visible; no wait) unless this process
+wrote to the collection more recently than that, through any ``MilvusIndex``: then they
+read Strong. A search right after ``remove`` therefore never sees the removed ids.
+(*Session* consistency would do this inside pymilvus, but Milvus 2.3 returns no
+timestamp for deletes, so Session reads miss them.) ``count``, ``ids``, export and the
+duplicate check always read Strong. A removal made by another process reaches this
+one's searches within the graceful time; the engine drops any match whose face row is
+gone from the metadata store meanwhile.
 
 Milvus does not reject duplicate primary keys, so ``add`` checks for them first.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +42,13 @@ _LOOKUP_BATCH = 1_000
 _SEARCH_BATCH = 1_000
 _MAX_K = 16_384
 _STRONG = "Strong"
+_BOUNDED = "Bounded"
+GRACEFUL_TIME_S = 5.0  # Milvus's common.gracefulTime default (Bounded reads' staleness)
+_MARGIN_S = 1.0  # clock and scheduling slack on top of the graceful time
+
+# (uri, collection) -> time.monotonic() of this process's last write there.
+_last_write: dict[tuple[str, str], float] = {}
+_last_write_lock = threading.Lock()
 
 
 def _import_pymilvus() -> Any:
@@ -55,6 +74,7 @@ class MilvusIndex:
         ef_construction: int = 200,
         ef_search: int = 128,
         timeout: float = 30.0,
+        graceful_time_s: float = GRACEFUL_TIME_S,
     ) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
@@ -63,6 +83,8 @@ class MilvusIndex:
         self._dim = dim
         self._name = collection
         self._ef = ef_search
+        self._key = (uri, collection)
+        self._fresh_after = graceful_time_s + _MARGIN_S
         self._closed = False
         try:
             self._client = pymilvus.MilvusClient(uri=uri, timeout=timeout)
@@ -138,6 +160,8 @@ class MilvusIndex:
                 self._client.insert(self._name, rows)
         except self._errors as exc:
             raise IndexBackendError(f"Milvus insert failed: {exc}") from exc
+        finally:
+            self._wrote()
 
     def remove(self, ids: IdArray) -> int:
         wanted = np.unique(check_ids(ids))
@@ -150,7 +174,21 @@ class MilvusIndex:
                 self._client.delete(self._name, ids=present[start : start + _LOOKUP_BATCH].tolist())
         except self._errors as exc:
             raise IndexBackendError(f"Milvus delete failed: {exc}") from exc
+        finally:
+            self._wrote()
         return int(present.size)
+
+    def _wrote(self) -> None:
+        with _last_write_lock:
+            _last_write[self._key] = time.monotonic()
+
+    def search_consistency(self) -> str:
+        """The level the next search reads at: Strong within the graceful time of a write."""
+        with _last_write_lock:
+            last = _last_write.get(self._key)
+        if last is not None and time.monotonic() - last < self._fresh_after:
+            return _STRONG
+        return _BOUNDED
 
     def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
         q = check_vectors(queries, self._dim, "queries")
@@ -162,6 +200,7 @@ class MilvusIndex:
             return distances, ids
         limit = min(k, _MAX_K)
         params = {"metric_type": "L2", "params": {"ef": max(self._ef, limit)}}
+        level = self.search_consistency()
         try:
             for start in range(0, q.shape[0], _SEARCH_BATCH):
                 hits = self._client.search(
@@ -170,7 +209,7 @@ class MilvusIndex:
                     limit=limit,
                     anns_field="vec",
                     search_params=params,
-                    consistency_level=_STRONG,
+                    consistency_level=level,
                 )
                 for row, found in enumerate(hits, start=start):
                     n = len(found)
