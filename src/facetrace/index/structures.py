@@ -56,12 +56,13 @@ class FaissTuning:
     hnsw_max: int = 2_000_000
     # Measured at 1M face-like vectors, one thread (README "Index"): flat storage with
     # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16. Graphs
-    # built in one FAISS call: efConstruction 200 at efSearch 128 matched 100 at ~190
-    # (0.984 vs 0.985) for a 2x longer build. The backend's own 1M build gave 0.979 at
-    # efSearch 128 and 0.983 at 144, hence 144.
+    # built in one FAISS call with efConstruction 200 matched efConstruction 100 at
+    # ~2/3 of its efSearch. On the fitted face model (facelike.py) such a graph gave
+    # recall@10 0.982 at efSearch 80, 0.987 at 96 and 0.991 at 112: 96 leaves margin
+    # for build-to-build variance (scripts/sweep_hnsw.py 1000000 48 200).
     hnsw_m: int = 48
     hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 144
+    hnsw_ef_search: int = 96
     ivf_nlist: int | None = None  # None: a power of two near sqrt(n), at least 256
     ivf_nprobe: int | None = None  # None: nlist // 16, at least 16
     pq_m: int = 32
