@@ -26,6 +26,15 @@ def test_missing_pymilvus_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
         MilvusIndex(8, "http://127.0.0.1:1", "nothing")
 
 
+def test_a_milvus_lite_file_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("pymilvus")
+    from facetrace.index.milvus_backend import MilvusIndex
+
+    with caplog.at_level("WARNING"), pytest.raises(IndexBackendError):
+        MilvusIndex(8, "/nonexistent/gallery.db", "faces", timeout=2)  # no milvus-lite here
+    assert "brute force" in caplog.text
+
+
 @pytest.fixture
 def collection() -> Iterator[str]:
     from facetrace.index.milvus_backend import MilvusIndex

@@ -17,10 +17,15 @@ one's searches within the graceful time; the engine drops any match whose face r
 gone from the metadata store meanwhile.
 
 Milvus does not reject duplicate primary keys, so ``add`` checks for them first.
+
+Milvus Lite (a local ``.db`` file as the URI, from ``pymilvus[milvus-lite]``) answers the
+same API but searches by brute force in one process (0.35-2.8 s a search at 100k
+vectors when measured for issue #6): a toy here, so opening one logs a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -37,10 +42,13 @@ from facetrace.index.base import (
     empty_result,
 )
 
+log = logging.getLogger(__name__)
+
 _INSERT_BATCH = 10_000
 _LOOKUP_BATCH = 1_000
 _SEARCH_BATCH = 1_000
 _MAX_K = 16_384
+_SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "grpcs://", "unix:")
 _STRONG = "Strong"
 _BOUNDED = "Bounded"
 GRACEFUL_TIME_S = 5.0  # Milvus's common.gracefulTime default (Bounded reads' staleness)
@@ -79,6 +87,13 @@ class MilvusIndex:
         if dim <= 0:
             raise ValueError("dim must be positive")
         pymilvus = _import_pymilvus()
+        if not uri.startswith(_SERVER_SCHEMES):
+            log.warning(
+                "%s is not a Milvus server URI: Milvus Lite searches by brute force in one "
+                "process and is not fit for a face gallery; use a standalone server or a "
+                "cluster (http://host:19530)",
+                uri,
+            )
         self._errors: tuple[type[BaseException], ...] = (pymilvus.MilvusException,)
         self._dim = dim
         self._name = collection
