@@ -32,9 +32,7 @@ from facetrace.evaluation.variants import recipe
 CANDIDATES = ((1, 0.0), (4, 0.2), (8, 0.2), (16, 0.2), (32, 0.3))
 
 
-def _describe(
-    images: Path, cache: Path, flat: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def _describe(images: Path, cache: Path, flat: bool = False) -> tuple[np.ndarray, np.ndarray]:
     describer = recipe("baseline", cache)
     files = sorted(images.glob("*.jpg") if flat else images.glob("*/*.jpg"))
     vecs, names = [], []
