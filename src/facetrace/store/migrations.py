@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, MetaData, inspect, select
+from sqlalchemy.schema import CreateTable
 
 from facetrace.store import schema
 
@@ -29,11 +30,40 @@ def _create(*tables: object) -> Callable[[Connection], None]:
     return apply
 
 
+def _faces_never_reuse_ids(conn: Connection) -> None:
+    """Rebuild an SQLite ``faces`` table as AUTOINCREMENT, keeping every row and id.
+
+    Ids deleted before this runs cannot be known, so only later deletions are covered.
+    The first statement that writes (the copy) opens the transaction; the table made
+    before it is dropped first if an interrupted run left it behind.
+    """
+    if conn.dialect.name != "sqlite":
+        return  # sequences never hand an id out twice
+    ddl = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'faces'"
+    ).scalar()
+    if ddl is None or "AUTOINCREMENT" in ddl.upper():
+        return
+    meta = MetaData()
+    schema.photos.to_metadata(meta)  # the table faces' foreign key names
+    new = schema.faces.to_metadata(meta, name="faces_rebuilt")
+    columns = ", ".join(f'"{c.name}"' for c in schema.faces.columns)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS faces_rebuilt")
+    conn.execute(CreateTable(new))
+    conn.exec_driver_sql(f"INSERT INTO faces_rebuilt ({columns}) SELECT {columns} FROM faces")
+    conn.exec_driver_sql("DROP TABLE faces")
+    conn.exec_driver_sql("ALTER TABLE faces_rebuilt RENAME TO faces")
+    for index in schema.faces.indexes:
+        index.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "sources, photos, sightings, faces, ingest errors", _create(*schema.MIGRATION_1_TABLES)
     ),
     Migration(2, "ingest jobs and their items", _create(*schema.MIGRATION_2_TABLES)),
+    # 10 is governance's (registered by facetrace.governance.schema); versions only grow.
+    Migration(11, "face ids are never reused (SQLite AUTOINCREMENT)", _faces_never_reuse_ids),
 ]
 
 

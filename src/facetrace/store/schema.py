@@ -102,6 +102,10 @@ faces = Table(
     Column("thumbnail", String(200), nullable=True),  # path relative to home
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_faces_photo", "photo_id"),
+    # A face id is its vector's id in the index and appears in deletion receipts, so
+    # it is never handed out again (SQLite would otherwise reuse the highest deleted
+    # ids; PostgreSQL sequences never do). Migration 11 rebuilds older SQLite tables.
+    sqlite_autoincrement=True,
 )
 
 ingest_errors = Table(
