@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetrace.evaluation.facelike import FIDELITY_EF, fidelity, fit_mixture
+from facetrace.evaluation.facelike import FIDELITY_EF, FaceLikeGenerator, fidelity, fit_mixture
 from facetrace.evaluation.variants import recipe
 
 CANDIDATES = ((1, 0.0), (4, 0.2), (8, 0.2), (16, 0.2), (32, 0.3))
@@ -47,20 +47,6 @@ def _describe(images: Path, cache: Path, flat: bool = False) -> tuple[np.ndarray
     describer.flush()
     _, labels = np.unique(names, return_inverse=True)
     return np.stack(vecs), labels.astype(np.int64)
-
-
-def _draw(model: dict[str, np.ndarray], sizes: np.ndarray, seed: int) -> np.ndarray:
-    """Descriptors from a fitted model (not yet saved) for identities of ``sizes``."""
-    rng = np.random.default_rng(seed)
-    comp = rng.choice(model["mix_weights"].size, size=sizes.size, p=model["mix_weights"])
-    z = rng.normal(size=(sizes.size, model["mean"].size))
-    centres = np.empty_like(z)
-    for j in range(model["mix_weights"].size):
-        sel = comp == j
-        centres[sel] = model["mix_means"][j] + z[sel] @ model["mix_factors"][j].T
-    labels = np.repeat(np.arange(sizes.size), sizes)
-    noise = rng.normal(size=(labels.size, z.shape[1])) @ model["within_factor"].T
-    return centres[labels] + noise
 
 
 def _row(name: str, fid: dict[str, float]) -> str:
@@ -95,15 +81,17 @@ def main() -> int:
     print(_row("real, held out", fidelity(test_x)))
     models = {}
     for k, shrink in CANDIDATES:
-        models[(k, shrink)] = fit_mixture(fit_x, fit_y, k, shrink, args.seed)
-        print(_row(f"K={k} shrink={shrink}", fidelity(_draw(models[(k, shrink)], test_sizes, 1))))
+        model = models[(k, shrink)] = fit_mixture(fit_x, fit_y, k, shrink, args.seed)
+        drawn = FaceLikeGenerator(seed=1, stats=model).like(test_sizes)
+        print(_row(f"K={k} shrink={shrink}", fidelity(drawn)))
     if args.also is not None:
         other, _ = _describe(args.also, args.also_cache or args.cache, flat=True)
         print(f"second population: {other.shape[0]} one-photo faces from {args.also}")
         print(_row("real, second population", fidelity(other)))
         ones = np.ones(other.shape[0], dtype=np.int64)
-        for key, model in models.items():
-            print(_row(f"K={key[0]} shrink={key[1]}", fidelity(_draw(model, ones, 2))))
+        for (k, shrink), model in models.items():
+            drawn = FaceLikeGenerator(seed=2, stats=model).like(ones)
+            print(_row(f"K={k} shrink={shrink}", fidelity(drawn)))
 
     final = fit_mixture(x, y, args.components, args.shrink, args.seed)
     real = fidelity(x)

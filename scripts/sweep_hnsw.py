@@ -17,8 +17,8 @@ import time
 import faiss
 import numpy as np
 
-from facetrace.evaluation.bench_index import _exact_topk, recall_at_k
-from facetrace.evaluation.facelike import FaceLikeGenerator
+from facetrace.evaluation.bench_index import _exact_topk
+from facetrace.evaluation.facelike import FaceLikeGenerator, recall_at_k
 from facetrace.index.hugepages import advise_structure
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from facetrace.config import IndexBackend, Settings
-from facetrace.evaluation.facelike import CHUNK, FaceLikeGenerator, Model
+from facetrace.evaluation.facelike import CHUNK, FaceLikeGenerator, Model, recall_at_k
 from facetrace.index.base import FloatArray, IdArray
 
 _TIMING_BLOCKS = 10  # single-query timing alternates index and exact search this often
@@ -104,11 +104,6 @@ def _exact_topk(data: FloatArray, queries: FloatArray, k: int, chunk: int = 1_00
         best_d = np.take_along_axis(d_all, order, axis=1)
         best_i = np.take_along_axis(i_all, order, axis=1)
     return best_i
-
-
-def recall_at_k(truth: IdArray, found: IdArray) -> float:
-    """Mean fraction of each row of ``truth`` (exact top-k ids) present in ``found``."""
-    return float(np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)]))
 
 
 def _timed_exact(data: FloatArray, probe: FloatArray, k: int) -> float:

@@ -21,7 +21,7 @@ they had, so a test can check that the generator still reproduces them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ CHUNK = 65_536  # faces per generated chunk; chunks are independent and reproduc
 FIDELITY_EF = (10, 16, 24, 40)  # efSearch values of the weak-HNSW recall curve
 
 Model = Literal["mixture", "gaussian"]
+MODEL_KEYS = ("mean", "within_factor", "between_factor", "mix_weights", "mix_means", "mix_factors")
 
 
 class FaceLikeGenerator:
@@ -43,7 +44,8 @@ class FaceLikeGenerator:
 
     ``gallery(n)`` yields ``(ids, vectors)`` chunks (ids ``0..n-1``); the same seed gives
     the same data whatever the chunking of the caller. Identities have a geometric
-    number of photos (mean ``photos_per_identity``).
+    number of photos (mean ``photos_per_identity``). ``stats`` is a model as
+    :func:`fit_mixture` returns it (default: the one in :data:`STATS_FILE`).
     """
 
     def __init__(
@@ -52,20 +54,23 @@ class FaceLikeGenerator:
         seed: int = 0,
         photos_per_identity: float = 4.0,
         model: Model = "mixture",
+        stats: Mapping[str, npt.NDArray[Any]] | None = None,
     ):
-        with np.load(STATS_FILE) as stats:
-            mean = stats["mean"].astype(np.float64)
-            within = stats["within_factor"].astype(np.float64)
-            if model == "mixture":
-                weights = stats["mix_weights"].astype(np.float64)
-                means = stats["mix_means"].astype(np.float64)
-                factors = stats["mix_factors"].astype(np.float64)
-            elif model == "gaussian":
-                weights = np.ones(1)
-                means = mean[None, :]
-                factors = stats["between_factor"].astype(np.float64)[None]
-            else:
-                raise ValueError(f"unknown face model {model!r}: mixture or gaussian")
+        if stats is None:
+            with np.load(STATS_FILE) as saved:
+                stats = {key: saved[key] for key in MODEL_KEYS}
+        mean = stats["mean"].astype(np.float64)
+        within = stats["within_factor"].astype(np.float64)
+        if model == "mixture":
+            weights = stats["mix_weights"].astype(np.float64)
+            means = stats["mix_means"].astype(np.float64)
+            factors = stats["mix_factors"].astype(np.float64)
+        elif model == "gaussian":
+            weights = np.ones(1)
+            means = mean[None, :]
+            factors = stats["between_factor"].astype(np.float64)[None]
+        else:
+            raise ValueError(f"unknown face model {model!r}: mixture or gaussian")
         base = mean.shape[0]
         if dim != base:
             # Same statistics seen through a random orthonormal map (rank <= 128).
@@ -144,6 +149,11 @@ class FaceLikeGenerator:
         return self.photos(rng, self.centres(rng, sizes.size)[labels])
 
 
+def recall_at_k(truth: IdArray, found: IdArray) -> float:
+    """Mean fraction of each row of ``truth`` (exact top-k ids) present in ``found``."""
+    return float(np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)]))
+
+
 def fidelity(x: FloatArray, splits: int = 3) -> dict[str, float]:
     """How hard ``(n, d)`` descriptors are for nearest-neighbour search (n in the thousands).
 
@@ -178,8 +188,7 @@ def fidelity(x: FloatArray, splits: int = 3) -> dict[str, float]:
                 params = faiss.SearchParametersHNSW()
                 params.efSearch = ef
                 _, found = index.search(queries, 10, params=params)
-                hits = [np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)]
-                recall[e] += np.mean(hits)
+                recall[e] += recall_at_k(truth, found)
         for e, ef in enumerate(FIDELITY_EF):
             out[f"hnsw_ef{ef}"] = float(recall[e] / splits)
         return out
