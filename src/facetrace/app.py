@@ -155,6 +155,11 @@ class FaceTrace:
         distance at ``settings.match_fmr``. Raises ConfigError if neither exists."""
         return decision_threshold(self.settings, self.calibration)
 
+    def _worst_group_rate(self) -> Callable[[float], float] | None:
+        """Distance -> same-group FMR of the worst-measured demographic group, if measured."""
+        curve = self.calibration.worst_group if self.calibration else None
+        return curve.false_match_rate if curve else None
+
     # --- consistency -------------------------------------------------------
 
     @property
@@ -428,6 +433,7 @@ class FaceTrace:
             top_k=k,
             threshold=self.match_threshold,
             false_match_rate=self.calibration.false_match_rate if self.calibration else None,
+            worst_group_false_match_rate=self._worst_group_rate(),
             exclude=suppressor_for(self),
         )
         result = SearchResult(
@@ -468,6 +474,9 @@ class FaceTrace:
             threshold=threshold,
             false_match_rate=(
                 self.calibration.false_match_rate(distance) if self.calibration else None
+            ),
+            worst_group_false_match_rate=(
+                worst(distance) if (worst := self._worst_group_rate()) else None
             ),
         )
         self.track_event(

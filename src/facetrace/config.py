@@ -57,6 +57,16 @@ class DescriptorRuntime(StrEnum):
     DLIB = "dlib"
 
 
+class FmrScope(StrEnum):
+    """Whose false-match rate the decision threshold holds to ``match_fmr``."""
+
+    WORST_GROUP = "worst-group"
+    """Every measured demographic group's own (same-group) rate, where the model's
+    calibration carries a worst-group curve; else the overall rate."""
+    OVERALL = "overall"
+    """The rate over all impostor pairs of the calibration set."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its unit. Environment: ``FACETRACE_<NAME>``."""
 
@@ -144,6 +154,12 @@ class Settings(BaseSettings):
         lt=1,
         description="False-match rate the decision threshold is set at: the distance under "
         "which two faces count as one person is read from the model's calibration table.",
+    )
+    match_fmr_scope: FmrScope = Field(
+        default=FmrScope.WORST_GROUP,
+        description="Whose false-match rate match_fmr bounds: 'worst-group' (the threshold "
+        "also holds the worst-measured demographic group's same-group rate to match_fmr, "
+        "see 'facetrace eval demographics') or 'overall' (all impostor pairs together).",
     )
     match_threshold: float | None = Field(
         default=None,

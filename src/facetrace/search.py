@@ -42,12 +42,16 @@ def rank_matches(
     top_k: int,
     threshold: float,
     false_match_rate: FalseMatchRate | None = None,
+    worst_group_false_match_rate: FalseMatchRate | None = None,
     exclude: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[ProbeFace, ...]:
     """Search each probe face ``(bbox, quality, (dim,) embedding)``; best match first.
 
-    ``exclude`` maps ``(n, dim)`` gallery embeddings to an ``(n,)`` bool mask of
-    matches to drop (opted-out people), applied before ``top_k`` is cut.
+    ``false_match_rate`` and ``worst_group_false_match_rate`` map a distance to
+    the calibrated rate over all impostor pairs and in the demographic group
+    where the model errs most (None: not calibrated). ``exclude`` maps ``(n, dim)``
+    gallery embeddings to an ``(n,)`` bool mask of matches to drop (opted-out
+    people), applied before ``top_k`` is cut.
     """
     if not probes:
         return ()
@@ -74,6 +78,9 @@ def rank_matches(
             if fid == NO_RESULT or rec is None or int(fid) in dropped:
                 continue
             fmr = false_match_rate(float(dist)) if false_match_rate else None
+            worst = (
+                worst_group_false_match_rate(float(dist)) if worst_group_false_match_rate else None
+            )
             matches.append(
                 Match(
                     face_id=rec.id,
@@ -85,6 +92,7 @@ def rank_matches(
                     thumbnail=str(home / rec.thumbnail) if rec.thumbnail else None,
                     false_match_rate=fmr,
                     expected_false_matches=fmr * gallery if fmr is not None else None,
+                    worst_group_false_match_rate=worst,
                 )
             )
             if len(matches) >= top_k:

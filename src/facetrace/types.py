@@ -62,6 +62,7 @@ class Match:
     thumbnail: str | None = None
     false_match_rate: float | None = None
     expected_false_matches: float | None = None
+    worst_group_false_match_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         first = self.provenance[0] if self.provenance else None
@@ -72,6 +73,7 @@ class Match:
             "score": round(self.score, 6),
             "false_match_rate": self.false_match_rate,
             "expected_false_matches": self.expected_false_matches,
+            "worst_group_false_match_rate": self.worst_group_false_match_rate,
             "source": first.source if first else None,
             "origin": first.origin if first else None,
             "page_url": first.page_url if first else None,
@@ -133,6 +135,7 @@ class VerifyResult:
     distance: float
     threshold: float
     false_match_rate: float | None = None
+    worst_group_false_match_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from facetrace import FaceTrace, Settings
+from facetrace.config import FmrScope
 from tests.conftest import FR
 
 
@@ -17,6 +18,8 @@ def test_search_matches_carry_fmr_and_expected_false_matches(gallery: FaceTrace)
     assert len(matches) >= 2
     for m in matches:
         assert m.false_match_rate is not None
+        assert m.worst_group_false_match_rate is not None
+        assert m.worst_group_false_match_rate >= m.false_match_rate
         assert m.false_match_rate == pytest.approx(gallery.calibration.false_match_rate(m.distance))
         assert m.expected_false_matches == pytest.approx(m.false_match_rate * result.gallery_size)
         assert m.to_dict()["false_match_rate"] == m.false_match_rate
@@ -33,11 +36,29 @@ def test_verify_reports_fmr_and_uses_the_calibrated_threshold(gallery: FaceTrace
     assert same.false_match_rate is not None and diff.false_match_rate is not None
     assert same.false_match_rate < 1e-3 < diff.false_match_rate
     cal = gallery.calibration
-    assert cal is not None
-    assert same.threshold == pytest.approx(cal.threshold_at(gallery.settings.match_fmr))
-    assert cal.false_match_rate(same.threshold) == pytest.approx(
-        gallery.settings.match_fmr, rel=0.05
-    )
+    assert cal is not None and cal.worst_group is not None
+    # The default holds the worst-measured demographic group to the target FMR, which
+    # puts the overall rate far below it.
+    target = gallery.settings.match_fmr
+    assert same.threshold == pytest.approx(cal.worst_group.threshold_at(target))
+    assert cal.worst_group.false_match_rate(same.threshold) == pytest.approx(target, rel=0.05)
+    assert cal.false_match_rate(same.threshold) < target / 10
+    assert same.worst_group_false_match_rate is not None
+    assert same.false_match_rate <= same.worst_group_false_match_rate
+    assert same.to_dict()["worst_group_false_match_rate"] == same.worst_group_false_match_rate
+
+
+def test_overall_scope_sets_the_threshold_on_all_impostor_pairs(gallery_home: Path) -> None:
+    with FaceTrace.open(
+        Settings(home=gallery_home, workers=1, match_fmr_scope=FmrScope.OVERALL)
+    ) as ft:
+        cal = ft.calibration
+        assert cal is not None
+        result = ft.verify(FR / "obama.jpg", FR / "obama3.jpg")
+        assert result.threshold == pytest.approx(cal.threshold_at(ft.settings.match_fmr))
+        assert cal.false_match_rate(result.threshold) == pytest.approx(
+            ft.settings.match_fmr, rel=0.05
+        )
 
 
 def test_explicit_threshold_overrides_the_fmr(gallery_home: Path) -> None:

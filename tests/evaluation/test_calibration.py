@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facetrace import Settings
+from facetrace.config import FmrScope
 from facetrace.errors import ConfigError
 from facetrace.evaluation.calibration import (
     Calibration,
@@ -55,10 +56,15 @@ def test_home_table_wins_and_roundtrips(tmp_path: Path) -> None:
 def test_threshold_is_set_at_the_configured_fmr_unless_overridden(tmp_path: Path) -> None:
     table = load_calibration("dlib-resnet-v1")
     assert table is not None and table.impostor_pairs > 1_000_000
-    s = Settings(home=tmp_path, match_fmr=1e-3)
+    s = Settings(home=tmp_path, match_fmr=1e-3, match_fmr_scope=FmrScope.OVERALL)
     t = decision_threshold(s, table)
     assert table.false_match_rate(t) == pytest.approx(1e-3, rel=0.05)
     assert 0.4 < t < 0.6  # dlib's descriptor: 0.6 is its documented (looser) threshold
+    # Default scope: the shipped worst-group curve sets a stricter threshold.
+    worst = decision_threshold(Settings(home=tmp_path, match_fmr=1e-3), table)
+    assert table.worst_group is not None
+    assert worst < t
+    assert table.worst_group.false_match_rate(worst) == pytest.approx(1e-3, rel=0.05)
     assert decision_threshold(Settings(home=tmp_path, match_threshold=0.55), table) == 0.55
     with pytest.raises(ConfigError, match="no calibration table"):
         decision_threshold(s, None)

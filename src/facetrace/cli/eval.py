@@ -324,3 +324,271 @@ def calibrate(
         console.print(
             f"  FMR {row['fmr']:g}: threshold {row['threshold']}, FNMR {100 * row['fnmr']:.2f}%"
         )
+
+
+@app.command()
+@handle_errors
+def demographics(
+    ctx: typer.Context,
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            help="CSV with an 'image' column, optionally 'identity', and group columns "
+            "(sex, race, age, ...).",
+        ),
+    ],
+    images: Annotated[Path, typer.Option("--images", help="Folder the image paths are in.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Operating distance (default: the one search uses)."),
+    ] = None,
+    fmr: Annotated[
+        float | None,
+        typer.Option(
+            "--fmr",
+            help="Target false-match rate: the threshold search would use at this "
+            "FACETRACE_MATCH_FMR (default: the configured one).",
+        ),
+    ] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option("--groups", help="Comma-separated group columns (default: all)."),
+    ] = None,
+    combine: Annotated[
+        bool,
+        typer.Option("--combine/--no-combine", help="Also report each combination of two columns."),
+    ] = True,
+    max_pairs: Annotated[
+        int,
+        typer.Option("--max-pairs", help="Sample this many impostor pairs when there are more."),
+    ] = 20_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the pair sample.")] = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write per-group FMR and FNMR with intervals to this PNG."),
+    ] = None,
+    calibrate: Annotated[
+        str | None,
+        typer.Option(
+            "--calibrate",
+            help="Store the worst-group curve of this grouping (e.g. 'sex×race' or "
+            "'sex,race') in the calibration table, so the decision threshold holds every "
+            "measured group to the target.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="With --calibrate: the table file to update (default: HOME/calibration/).",
+        ),
+    ] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="Name shown in the report.")] = "",
+    variant: VariantOpt = None,
+    cache: CacheOpt = None,
+    fallback: FallbackOpt = "none",
+    as_json: JsonOpt = False,
+) -> None:
+    """Error rates by demographic group: FMR (same- and cross-group), FNMR, detection."""
+    from facetrace.evaluation.calibration import decision_threshold, load_calibration
+    from facetrace.evaluation.demographics import evaluate_demographics, read_labels
+    from facetrace.evaluation.pairs import describe_all
+
+    settings = settings_from(ctx)
+    if threshold is not None and fmr is not None:
+        raise UsageError("give --threshold or --fmr, not both")
+    if calibrate is not None and out is None:
+        from facetrace.cli.common import authorize
+
+        authorize(ctx)  # the home's table moves every search's threshold: admins only
+    if not images.is_dir():
+        raise UsageError(f"--images {images} is not a folder")
+    label_set = read_labels(labels, [g.strip() for g in groups.split(",")] if groups else None)
+    describer = _describer(settings, variant, cache, fallback)
+    table = load_calibration(describer.embedder.model_id, settings.home)
+    if fmr is not None:
+        settings = settings.model_copy(update={"match_fmr": fmr})
+    target = settings.match_fmr
+    if threshold is not None:
+        operating, source = threshold, "--threshold"
+    else:
+        operating = decision_threshold(settings, table)
+        source = (
+            "FACETRACE_MATCH_THRESHOLD"
+            if settings.match_threshold is not None
+            else f"calibration at FMR {target:g}, scope {settings.match_fmr_scope.value}"
+            + ("" if table is None or table.worst_group is not None else " (no group curve)")
+        )
+    described = describe_all(describer, images, list(label_set.images))
+    report, pairs = evaluate_demographics(
+        label_set,
+        [described[k].embedding for k in label_set.images],
+        threshold=operating,
+        target_fmr=target,
+        threshold_source=source,
+        dataset=dataset or labels.stem,
+        combine=combine,
+        max_pairs=max_pairs,
+        seed=seed,
+    )
+    data = {"command": shlex.join(["facetrace", *sys.argv[1:]]), **report.to_dict()}
+    if calibrate is not None:
+        data["calibration"] = _store_worst_group(
+            settings,
+            describer.embedder.model_id,
+            table,
+            report,
+            pairs,
+            label_set,
+            calibrate,
+            out,
+            data["command"],
+        )
+    if plot is not None:
+        from facetrace.evaluation.plot import plot_group_rates
+
+        plot_group_rates(report, plot)
+    if as_json:
+        print_json(data)
+        return
+    _print_demographics(data)
+
+
+def _store_worst_group(
+    settings: Settings,
+    model_id: str,
+    table: Any,
+    report: Any,
+    pairs: Any,
+    label_set: Any,
+    grouping_name: str,
+    out: Path | None,
+    command: str,
+) -> dict[str, Any]:
+    from facetrace.evaluation.calibration import Calibration, user_table_path
+    from facetrace.evaluation.demographics import (
+        COMBINE,
+        groupings,
+        same_group_distances,
+        worst_group_curve,
+    )
+
+    wanted = COMBINE.join(p.strip() for p in grouping_name.replace(COMBINE, ",").split(","))
+    chosen = [g for g in groupings(label_set) if g.name == wanted]
+    if not chosen:
+        names = ", ".join(g.name for g in groupings(label_set))
+        raise UsageError(f"--calibrate names no grouping of this run; one of {names}")
+    path = out if out is not None else user_table_path(settings.home, model_id)
+    base = Calibration.load(path) if path.is_file() else table
+    if base is None:
+        raise UsageError("this model has no calibration table to extend: run 'eval calibrate'")
+    curve = worst_group_curve(
+        base,
+        same_group_distances(chosen[0], pairs),
+        min_pairs=max(1, round(10 / report.target_fmr)),
+        dataset=report.dataset,
+        grouping=wanted,
+        command=command,
+    )
+    base.with_worst_group(curve).save(path)
+    return {
+        "table": str(path),
+        "grouping": wanted,
+        "groups": curve.extra["group_pairs"],
+        "worst_group_threshold_at_target": round(curve.threshold_at(report.target_fmr), 4),
+        "overall_threshold_at_target": round(base.threshold_at(report.target_fmr), 4),
+    }
+
+
+def _print_demographics(data: dict[str, Any]) -> None:
+    from facetrace.evaluation.demographics import Verdict
+
+    def rate(r: dict[str, Any]) -> str:
+        return "-" if not r["pairs"] else f"{r['value']:.1e} ({r['errors']}/{r['pairs']})"
+
+    def ci(r: dict[str, Any]) -> str:
+        return "-" if not r["pairs"] else f"{r['ci95'][0]:.1e}-{r['ci95'][1]:.1e}"
+
+    def pct(r: dict[str, Any]) -> str:
+        return "-" if not r["pairs"] else f"{100 * r['value']:.1f}% ({r['errors']}/{r['pairs']})"
+
+    def threshold(s: dict[str, Any], key: str) -> str:
+        t = s[f"threshold_for_{key}_fmr"]
+        return "-" if t is None else f"{t}" + ("" if s[f"threshold_for_{key}_resolved"] else "*")
+
+    o = data["overall"]
+    console.print(
+        f"{data['dataset']}: {data['images']} images, {data['identities']} identities; "
+        f"threshold {data['threshold']:.4f} ({data['threshold_source']}), target FMR "
+        f"{data['target_fmr']:g}"
+    )
+    sample = " (sampled)" if o["impostor_pairs_sampled"] else ""
+    console.print(
+        f"overall: FMR {rate(o['fmr'])} [{ci(o['fmr'])}]{sample}; FNMR {pct(o['fnmr'])}; "
+        f"faces not found {pct(o['not_detected'])}"
+    )
+    short = {Verdict.MEETS: "meets", Verdict.EXCEEDS: "exceeds", Verdict.UNDECIDED: "can't tell"}
+    for g in data["groupings"]:
+        table = Table(title=g["grouping"], title_justify="left")
+        for col in (
+            "group",
+            "FMR same group",
+            "95% CI",
+            "FMR cross",
+            "FNMR",
+            "not found",
+            "t target",
+            "t overall",
+            "vs target",
+        ):
+            table.add_column(col)
+        for s in g["groups"]:
+            table.add_row(
+                s["group"] + ("" if s["known"] else " (not compared)"),
+                rate(s["fmr_same_group"]),
+                ci(s["fmr_same_group"]),
+                "-"
+                if not s["fmr_cross_group"]["pairs"]
+                else f"{s['fmr_cross_group']['value']:.1e}",
+                pct(s["fnmr"]),
+                pct(s["not_detected"]),
+                threshold(s, "target"),
+                threshold(s, "overall"),
+                short.get(s["verdict"], s["verdict"]),
+            )
+        console.print(table)
+        ratio = g["max_min_fmr_ratio"]
+        console.print(
+            "  highest / lowest FMR: "
+            + (
+                f"{ratio:.1f}x ({g['highest_fmr_group']} / {g['lowest_fmr_group']})"
+                if ratio
+                else "-"
+            )
+            + f"; {g['note']}"
+        )
+    worst = data["worst_group"]
+    if worst:
+        verdict = "within" if worst["meets_target"] else "misses"
+        console.print(
+            f"worst group: {worst['group']} ({worst['grouping']}), FMR {rate(worst['fmr'])} "
+            f"= {worst['times_target']}x the target: {verdict} it (95% interval: "
+            f"{worst['verdict']}); it would need threshold {worst['threshold_for_target_fmr']}"
+        )
+    else:
+        console.print(
+            "worst group: none named, since no group has enough false matches or pairs "
+            f"to compare at FMR {data['target_fmr']:g}"
+        )
+    if "calibration" in data:
+        c = data["calibration"]
+        console.print(
+            f"worst-group curve of {c['grouping']} stored in {c['table']}: threshold at the "
+            f"target {c['worst_group_threshold_at_target']} (overall table "
+            f"{c['overall_threshold_at_target']})"
+        )
+    console.print(
+        "* not resolved: too few pairs to show a rate that low (no false match allowed). "
+        f"Intervals: {data['intervals']}."
+    )

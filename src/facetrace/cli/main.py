@@ -138,6 +138,7 @@ def search(
             "distance",
             "score",
             "false-match rate",
+            "worst group",
             "source",
             "origin",
             "page",
@@ -151,6 +152,9 @@ def search(
                 f"{m.distance:.3f}",
                 f"{m.score:.2f}",
                 f"{m.false_match_rate:.1e}" if m.false_match_rate is not None else "n/a",
+                f"{m.worst_group_false_match_rate:.1e}"
+                if m.worst_group_false_match_rate is not None
+                else "n/a",
                 p.source if p else "",
                 p.origin if p else "",
                 (p.page_url or "") if p else "",
@@ -179,6 +183,8 @@ def verify(
         if result.false_match_rate is not None
         else ""
     )
+    if result.worst_group_false_match_rate is not None:
+        fmr += f" ({result.worst_group_false_match_rate:.1e} in the worst-measured group)"
     console.print(
         f"{verdict} (distance {result.distance:.3f}, threshold {result.threshold:.3f}{fmr})"
     )

@@ -23,6 +23,7 @@ the impostor pairs, an upper bound (the table cannot resolve lower rates).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facetrace.config import Settings
+from facetrace.config import FmrScope, Settings
 from facetrace.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
@@ -64,6 +65,9 @@ class Calibration:
     recipe: str = ""
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    worst_group: Calibration | None = None
+    """Distance -> the highest same-group FMR among demographic groups (written by
+    ``facetrace eval demographics --calibrate``); None when not measured."""
 
     @property
     def min_rate(self) -> float:
@@ -100,8 +104,12 @@ class Calibration:
             )
         return float(np.interp(math.log(fmr), np.log(self.fmr), self.distances))
 
+    def with_worst_group(self, curve: Calibration | None) -> Calibration:
+        """A copy of this table carrying ``curve`` as its worst-group curve."""
+        return dataclasses.replace(self, worst_group=curve)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT_VERSION,
             "model_id": self.model_id,
             "dataset": self.dataset,
@@ -114,6 +122,9 @@ class Calibration:
             "fmr": [float(f"{v:.6g}") for v in self.fmr],
             "fnmr": [round(float(v), 6) for v in self.fnmr],
         }
+        if self.worst_group is not None:
+            data["worst_group"] = self.worst_group.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
@@ -137,6 +148,7 @@ class Calibration:
             recipe=str(data.get("recipe", "")),
             command=str(data.get("command", "")),
             extra=dict(data.get("extra", {})),
+            worst_group=cls.from_dict(data["worst_group"]) if data.get("worst_group") else None,
         )
 
     def save(self, path: Path) -> Path:
@@ -246,7 +258,10 @@ def decision_threshold(settings: Settings, calibration: Calibration | None) -> f
     """The distance under which two faces count as one person.
 
     ``settings.match_threshold`` when set (an explicit override); else the
-    distance at which the model's calibrated FMR equals ``settings.match_fmr``.
+    distance at which the model's calibrated FMR equals ``settings.match_fmr``;
+    with ``settings.match_fmr_scope`` = ``worst-group`` and a table that carries a
+    worst-group curve, the smaller of that and the distance at which the
+    worst-measured demographic group's same-group FMR equals ``match_fmr``.
     Raises ConfigError for a model without a table and without an override.
     """
     if settings.match_threshold is not None:
@@ -257,4 +272,14 @@ def decision_threshold(settings: Settings, calibration: Calibration | None) -> f
             f"FMR {settings.match_fmr:g}; run 'facetrace eval calibrate' or set "
             "FACETRACE_MATCH_THRESHOLD"
         )
-    return calibration.threshold_at(settings.match_fmr)
+    threshold = calibration.threshold_at(settings.match_fmr)
+    worst = calibration.worst_group
+    if settings.match_fmr_scope is FmrScope.WORST_GROUP and worst is not None:
+        if settings.match_fmr < worst.fmr[0]:
+            raise ConfigError(
+                f"FMR {settings.match_fmr:g} is below what the worst-group curve resolves "
+                f"({worst.fmr[0]:.2g}, from {worst.impostor_pairs} pairs in its smallest "
+                "group); set FACETRACE_MATCH_FMR_SCOPE=overall to use the overall table"
+            )
+        threshold = min(threshold, worst.threshold_at(settings.match_fmr))
+    return threshold

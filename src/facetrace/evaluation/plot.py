@@ -9,9 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from facetrace.evaluation.demographics import COMBINE
+
+if TYPE_CHECKING:
+    from facetrace.evaluation.demographics import DemographicsReport
 
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
 PANEL = 420
@@ -96,6 +102,81 @@ def plot_roc_det(
         y = PANEL + 4 + 20 * n
         draw.line((MARGIN, y + 6, MARGIN + 30, y + 6), fill=colour, width=3)
         draw.text((MARGIN + 40, y), label, fill=(0, 0, 0), font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG")
+    return path
+
+
+def plot_group_rates(report: DemographicsReport, path: Path) -> Path:
+    """Write a PNG with one row per group: same-group FMR (log axis, the target as
+    a dashed line) and FNMR, each a dot with its 95% interval. A group with no
+    error is drawn as an open dot at the axis floor with its upper bound."""
+    rows = [(gr.name, g) for gr in report.groupings for g in gr.groups]
+    font = ImageFont.load_default()
+    label_w, panel_w, row_h, top = 230, 330, 16, 46
+    img = Image.new("RGB", (label_w + 2 * panel_w + 20, top + row_h * len(rows) + 40), "white")
+    draw = ImageDraw.Draw(img)
+    fmr_floor = 10 ** math.floor(math.log10(min(report.target_fmr, 1.0) / 100))
+    panels = (
+        ("same-group false-match rate (log)", label_w, (fmr_floor, 1.0), True),
+        ("false-non-match rate (log)", label_w + panel_w, (1e-3, 1.0), True),
+    )
+    y1 = top + row_h * len(rows)
+    for title, x_left, (lo, hi), _ in panels:
+        x0, x1 = x_left + 10, x_left + panel_w - 10
+        draw.text((x0, 6), title, fill=(0, 0, 0), font=font)
+        for e in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1):
+            x = _x(10.0**e, (lo, hi), x0, x1)
+            draw.line((x, top - 4, x, y1), fill=(225, 225, 225))
+            draw.text((x - 12, y1 + 4), f"1e{e}", fill=(0, 0, 0), font=font)
+        draw.rectangle((x0, top - 4, x1, y1), outline=(0, 0, 0))
+    x0, x1 = label_w + 10, label_w + panel_w - 10
+    xt = _x(report.target_fmr, panels[0][2], x0, x1)
+    for y in range(top - 4, y1, 8):
+        draw.line((xt, y, xt, y + 4), fill=(214, 39, 40), width=2)
+    draw.text(
+        (x0, 22),
+        f"target {report.target_fmr:g} at threshold {report.threshold:.3f}",
+        fill=(214, 39, 40),
+        font=font,
+    )
+    if not any(g.fnmr.trials for _, g in rows):
+        draw.text(
+            (label_w + panel_w + 20, top + 4),
+            "no genuine pairs (no identity labels)",
+            fill=(0, 0, 0),
+            font=font,
+        )
+    previous = ""
+    for n, (grouping, g) in enumerate(rows):
+        y = top + row_h * n + row_h // 2
+        if grouping != previous:
+            draw.line((0, y - row_h // 2, img.width, y - row_h // 2), fill=(160, 160, 160))
+            previous = grouping
+        shade = (0, 0, 0) if g.known else (130, 130, 130)
+        label = f"{grouping}: {g.name}".replace(COMBINE, " x ")
+        draw.text((4, y - 6), label[:38], fill=shade, font=font)
+        for rate, (_, x_left, lim, _) in ((g.fmr_same, panels[0]), (g.fnmr, panels[1])):
+            if not rate.trials:
+                continue
+            a, b = x_left + 10, x_left + panel_w - 10
+            lo, hi = rate.ci95
+            xa, xb = _x(max(lo, lim[0]), lim, a, b), _x(max(hi, lim[0]), lim, a, b)
+            colour = (31, 119, 180) if g.usable or rate is g.fnmr else (150, 150, 150)
+            draw.line((xa, y, xb, y), fill=colour, width=2)
+            xv = _x(max(rate.value or 0.0, lim[0]), lim, a, b)
+            box = (xv - 3, y - 3, xv + 3, y + 3)
+            if rate.errors:
+                draw.ellipse(box, fill=colour)
+            else:
+                draw.ellipse(box, outline=colour)
+    draw.text(
+        (4, y1 + 20),
+        "grey: too few pairs to compare, or an unknown group; open dot: "
+        "no error seen (bar = 95% upper bound)",
+        fill=(0, 0, 0),
+        font=font,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG")
     return path
