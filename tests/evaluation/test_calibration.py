@@ -65,6 +65,9 @@ def test_threshold_is_set_at_the_configured_fmr_unless_overridden(tmp_path: Path
     assert table.worst_group is not None
     assert worst < t
     assert table.worst_group.false_match_rate(worst) == pytest.approx(1e-3, rel=0.05)
+    # Below 10 false matches in the curve's smallest group the curve claims nothing.
+    with pytest.raises(ConfigError, match="worst-group curve resolves"):
+        decision_threshold(Settings(home=tmp_path, match_fmr=1e-4), table)
     assert decision_threshold(Settings(home=tmp_path, match_threshold=0.55), table) == 0.55
     with pytest.raises(ConfigError, match="no calibration table"):
         decision_threshold(s, None)

@@ -320,3 +320,11 @@ def test_cli_reports_groups_on_real_photos_and_stores_a_curve(tmp_path: Path) ->
         ],
     )
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_no_ratio_is_claimed_when_no_group_had_a_false_match(tmp_path: Path) -> None:
+    path, emb = synthetic_set(tmp_path)
+    report, _ = evaluate_demographics(read_labels(path), emb, threshold=0.05, target_fmr=0.1)
+    (grouping,) = report.groupings
+    assert grouping.ratio is None and grouping.highest is None
+    assert grouping.note == "none of the 2 compared groups had a false match"

@@ -466,7 +466,7 @@ def _store_worst_group(
     out: Path | None,
     command: str,
 ) -> dict[str, Any]:
-    from facetrace.evaluation.calibration import Calibration, user_table_path
+    from facetrace.evaluation.calibration import MIN_GROUP_ERRORS, Calibration, user_table_path
     from facetrace.evaluation.demographics import (
         COMBINE,
         groupings,
@@ -486,7 +486,7 @@ def _store_worst_group(
     curve = worst_group_curve(
         base,
         same_group_distances(chosen[0], pairs),
-        min_pairs=max(1, round(10 / report.target_fmr)),
+        min_pairs=max(1, round(MIN_GROUP_ERRORS / report.target_fmr)),
         dataset=report.dataset,
         grouping=wanted,
         command=command,

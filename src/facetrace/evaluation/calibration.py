@@ -39,6 +39,9 @@ from facetrace.config import FmrScope, Settings
 from facetrace.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
+MIN_GROUP_ERRORS = 10
+"""A group's false-match rate counts as measured when it rests on at least this many
+false matches (or on enough pairs for the target rate to give this many)."""
 
 
 def table_name(model_id: str) -> str:
@@ -275,11 +278,13 @@ def decision_threshold(settings: Settings, calibration: Calibration | None) -> f
     threshold = calibration.threshold_at(settings.match_fmr)
     worst = calibration.worst_group
     if settings.match_fmr_scope is FmrScope.WORST_GROUP and worst is not None:
-        if settings.match_fmr < worst.fmr[0]:
+        floor = MIN_GROUP_ERRORS / worst.impostor_pairs
+        if settings.match_fmr < floor:
             raise ConfigError(
                 f"FMR {settings.match_fmr:g} is below what the worst-group curve resolves "
-                f"({worst.fmr[0]:.2g}, from {worst.impostor_pairs} pairs in its smallest "
-                "group); set FACETRACE_MATCH_FMR_SCOPE=overall to use the overall table"
+                f"({floor:.2g}: {MIN_GROUP_ERRORS} false matches among the "
+                f"{worst.impostor_pairs} pairs of its smallest group); measure a larger "
+                "labelled set or set FACETRACE_MATCH_FMR_SCOPE=overall"
             )
         threshold = min(threshold, worst.threshold_at(settings.match_fmr))
     return threshold

@@ -50,12 +50,12 @@ import numpy as np
 import numpy.typing as npt
 
 from facetrace.errors import UsageError
-from facetrace.evaluation.calibration import Calibration
+from facetrace.evaluation.calibration import MIN_GROUP_ERRORS, Calibration
 from facetrace.evaluation.metrics import wilson_interval
 
 UNKNOWN = "unknown"
 MISSING = frozenset({"", "na", "n/a", "nan", "none", "unknown", "?"})
-MIN_ERRORS = 10
+MIN_ERRORS = MIN_GROUP_ERRORS
 """A same-group FMR takes part in ratios and the worst group when it rests on at
 least this many false matches, or on enough pairs for the target to give this many."""
 AGE_BANDS = ((0, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, 70), (70, 1000))
@@ -488,7 +488,10 @@ def evaluate_grouping(
         top = max(usable_groups, key=lambda s: s.fmr_same.value or 0.0)
         bottom = min(usable_groups, key=lambda s: s.fmr_same.value or 0.0)
         highest, lowest = top.name, bottom.name
-        if not bottom.fmr_same.errors:
+        if not top.fmr_same.errors:
+            highest = lowest = None
+            note = f"none of the {len(usable_groups)} compared groups had a false match"
+        elif not bottom.fmr_same.errors:
             note = f"{bottom.name} had no false match: the ratio is unbounded on this data"
         else:
             ratio = (top.fmr_same.value or 0.0) / (bottom.fmr_same.value or 1.0)
