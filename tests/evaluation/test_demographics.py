@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from facetrace.cli.main import app
 from facetrace.errors import ConfigError, UsageError
@@ -244,27 +244,18 @@ def test_cli_reports_groups_on_real_photos_and_stores_a_curve(tmp_path: Path) ->
     table = tmp_path / "table.json"
     load_calibration("dlib-resnet-v1").save(table)  # type: ignore[union-attr]
     plot = tmp_path / "groups.png"
-    result = runner.invoke(
-        app,
-        [
-            "--home",
-            str(tmp_path / "home"),
-            "eval",
-            "demographics",
-            "--labels",
-            str(labels),
-            "--images",
-            str(FIXTURES),
-            "--fmr",
-            "0.1",
-            "--plot",
-            str(plot),
-            "--calibrate",
-            "cohort",
-            "--out",
-            str(table),
-            "--json",
-        ],
+
+    def demographics(*extra: str) -> Result:
+        return runner.invoke(
+            app,
+            [
+                *("--home", str(tmp_path / "home"), "eval", "demographics"),
+                *("--labels", str(labels), "--images", str(FIXTURES), *extra),
+            ],
+        )
+
+    result = demographics(
+        "--fmr", "0.1", "--plot", str(plot), "--calibrate", "cohort", "--out", str(table), "--json"
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -285,40 +276,10 @@ def test_cli_reports_groups_on_real_photos_and_stores_a_curve(tmp_path: Path) ->
     )
     with Image.open(plot) as im:
         assert im.format == "PNG" and im.height > 100
-    text = runner.invoke(
-        app,
-        [
-            "--home",
-            str(tmp_path / "home"),
-            "eval",
-            "demographics",
-            "--labels",
-            str(labels),
-            "--images",
-            str(FIXTURES),
-            "--threshold",
-            "0.5",
-        ],
-    )
+    text = demographics("--threshold", "0.5")
     assert text.exit_code == 0, text.output
     assert "cohort" in text.stdout and "worst group" in text.stdout
-    both = runner.invoke(
-        app,
-        [
-            "--home",
-            str(tmp_path / "home"),
-            "eval",
-            "demographics",
-            "--labels",
-            str(labels),
-            "--images",
-            str(FIXTURES),
-            "--threshold",
-            "0.5",
-            "--fmr",
-            "0.1",
-        ],
-    )
+    both = demographics("--threshold", "0.5", "--fmr", "0.1")
     assert both.exit_code == 2 and "not both" in both.output
 
 

@@ -140,6 +140,12 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("index", "rebuild"), [], ADMIN_ONLY),
     (("index", "migrate"), ["--to", "exact"], ADMIN_ONLY),
     (("eval", "calibrate"), ["--images", MISSING], ADMIN_ONLY),
+    # Storing a worst-group curve in HOME moves every search's threshold.
+    (
+        ("eval", "demographics"),
+        ["--labels", MISSING, "--images", MISSING, "--calibrate", "sex"],
+        ADMIN_ONLY,
+    ),
 ]
 ACTORS = ["admin", "investigator", "auditor", "anonymous", "bad-key"]
 

@@ -60,7 +60,8 @@ COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
     ("keys", "revoke"): AUTHENTICATED,
     ("retention", "run"): Action.RETENTION_RUN,
     ("index", "stats"): AUTHENTICATED,
-    # index rebuild / migrate and eval calibrate change the gallery: admins only.
+    # index rebuild / migrate, eval calibrate and eval demographics --calibrate change
+    # the gallery (its threshold): admins only.
 }
 
 _actor: ContextVar[Actor | None] = ContextVar("facetrace_actor", default=None)
