@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,6 +20,10 @@ from rich.table import Table
 from facetrace.cli.common import console, handle_errors, print_json, settings_from
 from facetrace.config import Settings
 from facetrace.errors import UsageError
+
+if TYPE_CHECKING:
+    from facetrace.evaluation.calibration import Calibration
+    from facetrace.evaluation.demographics import DemographicsReport, LabelSet, PairSet
 
 app = typer.Typer(
     help="Measure accuracy: 1:1 pairs, open-set 1:N identification, FMR calibration.",
@@ -458,10 +462,10 @@ def demographics(
 def _store_worst_group(
     settings: Settings,
     model_id: str,
-    table: Any,
-    report: Any,
-    pairs: Any,
-    label_set: Any,
+    table: Calibration | None,
+    report: DemographicsReport,
+    pairs: PairSet,
+    label_set: LabelSet,
     grouping_name: str,
     out: Path | None,
     command: str,
@@ -475,17 +479,16 @@ def _store_worst_group(
     )
 
     wanted = COMBINE.join(p.strip() for p in grouping_name.replace(COMBINE, ",").split(","))
-    chosen = [g for g in groupings(label_set) if g.name == wanted]
-    if not chosen:
-        names = ", ".join(g.name for g in groupings(label_set))
-        raise UsageError(f"--calibrate names no grouping of this run; one of {names}")
+    by_name = {g.name: g for g in groupings(label_set)}
+    if wanted not in by_name:
+        raise UsageError(f"--calibrate names no grouping of this run; one of {', '.join(by_name)}")
     path = out if out is not None else user_table_path(settings.home, model_id)
     base = Calibration.load(path) if path.is_file() else table
     if base is None:
         raise UsageError("this model has no calibration table to extend: run 'eval calibrate'")
     curve = worst_group_curve(
         base,
-        same_group_distances(chosen[0], pairs),
+        same_group_distances(by_name[wanted], pairs),
         min_pairs=max(1, round(MIN_GROUP_ERRORS / report.target_fmr)),
         dataset=report.dataset,
         grouping=wanted,

@@ -25,9 +25,9 @@ threshold``, as search and verify decide):
 
 Per grouping, the ratio of the highest to the lowest same-group FMR is taken
 over the groups whose interval is narrow enough to say something (at least
-:data:`MIN_ERRORS` false matches, or enough pairs that the target would
-produce that many); ``unknown`` groups (blank, ``NA``) are reported but take
-no part in ratios or in the worst group.
+:data:`~facetrace.evaluation.calibration.MIN_GROUP_ERRORS` false matches, or
+enough pairs that the target would produce that many); ``unknown`` groups
+(blank, ``NA``) are reported but take no part in ratios or in the worst group.
 
 Pairs: all impostor pairs between images with a face, unless there are more
 than ``max_pairs``; then a uniform random sample of that many (seeded, with
@@ -42,6 +42,7 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -51,18 +52,15 @@ import numpy.typing as npt
 
 from facetrace.errors import UsageError
 from facetrace.evaluation.calibration import MIN_GROUP_ERRORS, Calibration
-from facetrace.evaluation.metrics import wilson_interval
+from facetrace.evaluation.metrics import threshold_in_sorted, wilson_interval
 
 UNKNOWN = "unknown"
 MISSING = frozenset({"", "na", "n/a", "nan", "none", "unknown", "?"})
-MIN_ERRORS = MIN_GROUP_ERRORS
-"""A same-group FMR takes part in ratios and the worst group when it rests on at
-least this many false matches, or on enough pairs for the target to give this many."""
 AGE_BANDS = ((0, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, 70), (70, 1000))
 COMBINE = "×"
 
 
-class Verdict:
+class Verdict(StrEnum):
     """How a group's same-group FMR stands against the target (its 95% interval)."""
 
     MEETS = "meets target"
@@ -304,20 +302,16 @@ class Rate:
 
 
 def kth_threshold(sorted_distances: npt.NDArray[Any], rate: float) -> tuple[float | None, bool]:
-    """``(t, resolved)``: the largest ``t`` with ``#(d < t) / n <= rate``.
-
-    ``t`` is the ``k``-th smallest distance, ``k = floor(rate * n) + 1``. When
-    ``rate * n < 1`` no false match at all is allowed: ``t`` is the smallest
-    distance and ``resolved`` is False (the data cannot show a rate that low).
-    None when there are no pairs.
+    """``(t, resolved)``: the largest ``t`` with ``#(d < t) / n <= rate`` (see
+    :func:`~facetrace.evaluation.metrics.threshold_at_far`). When ``rate * n < 1``
+    no false match at all is allowed: ``t`` is the smallest distance and
+    ``resolved`` is False (the data cannot show a rate that low). None when there
+    are no pairs.
     """
     n = sorted_distances.size
     if n == 0:
         return None, False
-    k = math.floor(rate * n + 1e-9) + 1
-    if k > n:
-        return math.inf, True
-    return float(sorted_distances[k - 1]), rate * n >= 1
+    return threshold_in_sorted(sorted_distances, rate), rate * n >= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +331,7 @@ class GroupStats:
     target_resolved: bool
     threshold_for_overall: float | None
     overall_resolved: bool
-    verdict: str
+    verdict: Verdict
     usable: bool
     """Enough false matches or pairs to take part in ratios and the worst group."""
 
@@ -394,7 +388,7 @@ class GroupingReport:
         }
 
 
-def _verdict(rate: Rate, target: float) -> str:
+def _verdict(rate: Rate, target: float) -> Verdict:
     lo, hi = rate.ci95
     if rate.trials and hi < target:
         return Verdict.MEETS
@@ -450,7 +444,7 @@ def evaluate_grouping(
         t_target, r_target = kth_threshold(group_sorted, target_fmr)
         t_overall, r_overall = kth_threshold(group_sorted, overall_fmr)
         usable = bool(known[n]) and (
-            rate.errors >= MIN_ERRORS or rate.trials * target_fmr >= MIN_ERRORS
+            rate.errors >= MIN_GROUP_ERRORS or rate.trials * target_fmr >= MIN_GROUP_ERRORS
         )
         stats.append(
             GroupStats(

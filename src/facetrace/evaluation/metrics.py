@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +55,15 @@ def threshold_at_far(impostor: npt.ArrayLike, far: float) -> float:
     (``+inf`` when ``far * n >= n``). Below ``far = 1 / n`` it is the smallest
     impostor distance: FAR is then 0 on this data, not ``far``.
     """
-    imp = np.sort(np.asarray(impostor, dtype=np.float64))
-    k = math.floor(far * imp.size + 1e-9) + 1
-    if k > imp.size:
+    return threshold_in_sorted(np.sort(np.asarray(impostor, dtype=np.float64)), far)
+
+
+def threshold_in_sorted(impostor: npt.NDArray[Any], far: float) -> float:
+    """:func:`threshold_at_far` on distances already sorted ascending (no copy, no sort)."""
+    k = math.floor(far * impostor.size + 1e-9) + 1
+    if k > impostor.size:
         return math.inf
-    return float(imp[k - 1])
+    return float(impostor[k - 1])
 
 
 def tar_at_far(distances: npt.ArrayLike, same: npt.ArrayLike, far: float) -> tuple[float, float]:
