@@ -1,11 +1,13 @@
 """Sweep FAISS HNSW-flat efSearch on face-like vectors: recall@10 and speedup vs exact.
 
 Usage: python scripts/sweep_hnsw.py N M [EF_CONSTRUCTION] [--no-huge-pages] [--gaussian]
+       [--enrolled]
 Builds the graph in one FAISS call, then prints one JSON line per efSearch value (one
 thread for queries, 2 for the build): first on 4 KiB pages, then, unless --no-huge-pages,
 again after backing graph and vectors with 2 MiB pages as the backend does. The exact
 baseline is re-timed before each pass. ``--gaussian`` draws from the older single-Gaussian
-face model (harder than real faces) instead of the fitted mixture.
+face model instead of the fitted mixture; ``--enrolled`` the earlier gallery shape (about
+four photos of everyone, 20% stranger probes) instead of the collected one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import faiss
 import numpy as np
 
 from facetrace.evaluation.bench_index import _exact_topk
-from facetrace.evaluation.facelike import FaceLikeGenerator, recall_at_k
+from facetrace.evaluation.facelike import FaceLikeGenerator, GalleryShape, recall_at_k
 from facetrace.index.hugepages import advise_structure
 
 
@@ -26,7 +28,12 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n, m = int(args[0]), int(args[1])
     ef_construction = int(args[2]) if len(args) > 2 else 200
-    gen = FaceLikeGenerator(128, 0, model="gaussian" if "--gaussian" in sys.argv else "mixture")
+    gen = FaceLikeGenerator(
+        128,
+        0,
+        shape=GalleryShape.ENROLLED if "--enrolled" in sys.argv else GalleryShape.COLLECTED,
+        model="gaussian" if "--gaussian" in sys.argv else "mixture",
+    )
     data = gen.fill(np.empty((n, 128), np.float32))
     q = gen.queries(1000, n)
     truth = _exact_topk(data, q, 10)
@@ -58,6 +65,7 @@ def main() -> None:
                     {
                         "n": n,
                         "face_model": gen.model,
+                        "gallery": gen.shape.value,
                         "M": m,
                         "efConstruction": ef_construction,
                         "build_s": round(build_s, 1),

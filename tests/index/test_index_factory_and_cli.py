@@ -104,12 +104,12 @@ def test_generator_resembles_dlib_descriptors() -> None:
     norms = np.linalg.norm(vecs, axis=1)
     assert 1.3 < norms.mean() < 1.6  # dlib descriptors are not unit length
     # Same-identity photos are far closer than different people, as with dlib (0.44 vs 0.82).
-    q = gen.queries(200, 5000, impostor_fraction=0.0)
+    q = gen.queries(200, 5000, stranger_fraction=0.0)
     index = ExactIndex(128)
     index.add(ids, vecs)
     d, _ = index.search(q, 1)
     assert np.median(d[:, 0]) < 0.6
-    strangers = gen.queries(200, 5000, impostor_fraction=1.0)
+    strangers = gen.queries(200, 5000, stranger_fraction=1.0)
     d, _ = index.search(strangers, 1)
     assert np.median(d[:, 0]) > 0.5
 

@@ -109,12 +109,21 @@ def bench_index(
         "--face-model",
         help="Face-like data: mixture (fitted to real faces) or gaussian (harder, older).",
     ),
+    gallery: str = typer.Option(
+        "collected",
+        "--gallery",
+        help="Gallery shape: collected (LFW's photos per person, half the probes strangers) "
+        "or enrolled (about 4 photos each, 20%% strangers; the sampling before 2026-12).",
+    ),
 ) -> None:
     """Benchmark the index on face-like vectors: latency, throughput, recall, memory."""
     from facetrace.evaluation.bench_index import run_bench
+    from facetrace.evaluation.facelike import GalleryShape
 
     if face_model not in ("mixture", "gaussian"):
         raise typer.BadParameter("mixture or gaussian", param_hint="--face-model")
+    if gallery not in list(GalleryShape):
+        raise typer.BadParameter("collected or enrolled", param_hint="--gallery")
     try:
         result = run_bench(
             _settings(ctx),
@@ -124,6 +133,7 @@ def bench_index(
             queries=queries,
             workdir=workdir,
             model="mixture" if face_model == "mixture" else "gaussian",
+            shape=GalleryShape(gallery),
         )
     except FaceTraceError as exc:
         raise _fail(exc) from exc

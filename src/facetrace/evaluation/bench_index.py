@@ -5,8 +5,11 @@ fitted to real dlib descriptors of lfw-dev and checked against held-out real fac
 what matters to an index (local intrinsic dimensionality, relative contrast, recall of a
 weak HNSW graph); see :mod:`facetrace.evaluation.facelike`.
 
-Queries are new photos of enrolled people (80 %) and of people not in the gallery (20 %).
-Ground truth is exact search on the same data. Exact throughput is measured in the same
+The gallery's shape (:class:`~facetrace.evaluation.facelike.GalleryShape`) is by default
+that of a collected gallery: photos per person follow LFW's heavy tail (70 % of people
+once), and half the queries are new photos of people not in the gallery, half new photos
+of enrolled people drawn by person. ``enrolled`` is the earlier sampling (about four
+photos of everyone, 80 % enrolled probes drawn by face). Ground truth is exact search on the same data. Exact throughput is measured in the same
 run with FAISS's exhaustive L2 search (``faiss.knn``), single-threaded for single queries,
 like the index under test; its single queries alternate with the index's in 10 blocks, so
 a change of load on a shared machine hits both alike.
@@ -25,7 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from facetrace.config import IndexBackend, Settings
-from facetrace.evaluation.facelike import CHUNK, FaceLikeGenerator, Model, recall_at_k
+from facetrace.evaluation.facelike import (
+    CHUNK,
+    FaceLikeGenerator,
+    GalleryShape,
+    Model,
+    recall_at_k,
+)
 from facetrace.index.base import FloatArray, IdArray
 
 _TIMING_BLOCKS = 10  # single-query timing alternates index and exact search this often
@@ -37,7 +46,9 @@ class BenchResult:
 
     ``single_*``: one query per call (one OpenMP thread); ``batch_*``: ``batch_size``
     queries per call. ``qps_*`` are queries per second. ``recall_at_k``: fraction of the
-    exact top-k ids found in the returned top-k. ``speedup_vs_exact``: ``qps_single`` over
+    exact top-k ids found in the returned top-k; ``recall_at_10_strangers`` and
+    ``recall_at_10_enrolled`` split it by probe (``strangers`` of the ``queries`` probes
+    are of people not in the gallery). ``speedup_vs_exact``: ``qps_single`` over
     exhaustive search's single-query rate, measured in the same run (``exact_qps_*``).
     ``ram_bytes_per_face``: growth of anonymous resident memory while building and
     querying, over ``n``; ``index_resident_bytes_per_face``: the backend's own estimate;
@@ -50,10 +61,12 @@ class BenchResult:
     backend: str
     structure: str
     face_model: str
+    gallery: str
     n: int
     dim: int
     k: int
     queries: int
+    strangers: int
     threads: int
     build_s: float
     single_p50_ms: float
@@ -65,6 +78,8 @@ class BenchResult:
     qps_batched: float
     recall_at_1: float
     recall_at_10: float
+    recall_at_10_strangers: float
+    recall_at_10_enrolled: float
     exact_qps_single: float
     exact_qps_batched: float
     speedup_vs_exact: float
@@ -132,6 +147,7 @@ def run_bench(
     seed: int = 0,
     workdir: Path | None = None,
     model: Model = "mixture",
+    shape: GalleryShape = GalleryShape.COLLECTED,
 ) -> BenchResult:
     """Build an index of ``n`` face-like vectors, query it, and compare with exact search.
 
@@ -145,9 +161,10 @@ def run_bench(
     backend = backend or settings.index_backend
     base = Path(tempfile.mkdtemp(prefix="bench-index-", dir=workdir))
     try:
-        gen = FaceLikeGenerator(dim, seed, model=model)
+        gen = FaceLikeGenerator(dim, seed, shape=shape, model=model)
         data = gen.fill(np.memmap(base / "data.f32", np.float32, "w+", shape=(n, dim)))
         probes = gen.queries(queries, n)
+        strangers = round(queries * shape.stranger_fraction)  # the first rows of probes
         truth = _exact_topk(data, probes, k)
 
         bench_settings = settings.model_copy(
@@ -203,6 +220,10 @@ def run_bench(
 
         recall1 = float(np.mean(found[:, 0] == truth[:, 0]))
         recall10 = recall_at_k(truth, found)
+        by_probe = [
+            round(recall_at_k(truth[part], found[part]), 4) if len(truth[part]) else float("nan")
+            for part in (slice(0, strangers), slice(strangers, None))
+        ]
 
         # Exact search in the same run: single queries (above), then batched.
         exact_single = float(np.mean(exact_times))
@@ -217,10 +238,12 @@ def run_bench(
             backend=backend.value,
             structure=structure,
             face_model=model,
+            gallery=shape.value,
             n=n,
             dim=dim,
             k=k,
             queries=queries,
+            strangers=strangers,
             threads=before,
             build_s=round(build_s, 2),
             single_p50_ms=round(float(np.percentile(single, 50)) * 1e3, 4),
@@ -232,6 +255,8 @@ def run_bench(
             qps_batched=round(qps_batched, 1),
             recall_at_1=round(recall1, 4),
             recall_at_10=round(recall10, 4),
+            recall_at_10_strangers=by_probe[0],
+            recall_at_10_enrolled=by_probe[1],
             exact_qps_single=round(1.0 / exact_single, 2),
             exact_qps_batched=round(1.0 / exact_batched, 2),
             speedup_vs_exact=round(qps_single * exact_single, 1),

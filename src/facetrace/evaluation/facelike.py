@@ -16,12 +16,19 @@ dlib_descriptor_stats.npz``, made by ``scripts/make_face_stats.py`` from lfw-dev
 intrinsic dimensionality, relative contrast and the recall of a deliberately weak HNSW
 graph. The stats file keeps those figures for held-out real faces and the identity sizes
 they had, so a test can check that the generator still reproduces them.
+
+A :class:`GalleryShape` says how many photos each person has and who the probes are:
+``collected`` (default) is a gallery gathered from the web, most people once and a few
+many times, with half the probes strangers; ``enrolled`` is the earlier shape, several
+photos of everyone and most probes enrolled.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +36,13 @@ import numpy as np
 import numpy.typing as npt
 
 from facetrace.index.base import FloatArray, IdArray
-from facetrace.index.structures import import_faiss
+from facetrace.index.structures import (
+    FaissTuning,
+    StructureKind,
+    import_faiss,
+    new_structure,
+    search_params,
+)
 
 STATS_FILE = Path(__file__).resolve().parent.parent / "data" / "dlib_descriptor_stats.npz"
 CHUNK = 65_536  # faces per generated chunk; chunks are independent and reproducible
@@ -38,13 +51,49 @@ FIDELITY_EF = (10, 16, 24, 40)  # efSearch values of the weak-HNSW recall curve
 Model = Literal["mixture", "gaussian"]
 MODEL_KEYS = ("mean", "within_factor", "between_factor", "mix_weights", "mix_means", "mix_factors")
 
+# Photos per person in LFW (5,749 people, 13,233 photos): 4,069 people have one photo,
+# 1,680 two or more, 158 ten or more, 62 twenty or more, 7 seventy or more, and one has 530.
+# A zeta law truncated at 530, P(k) ~ k^-2.34, has LFW's share of one-photo people (70.8%)
+# and gives 1,680 / 149 / 57 / 10 people at those tails, 2.27 photos per person (LFW 2.30).
+COLLECTED_EXPONENT = 2.34
+COLLECTED_MAX_PHOTOS = 530
+
+
+class GalleryShape(StrEnum):
+    """How many photos each generated person has, and who the probes are.
+
+    ``collected``: a zeta law fitted to LFW's photos per person (most people once, a few
+    hundreds of times); half the probes are strangers, the other half new photos of
+    enrolled people drawn uniformly by person. ``enrolled``: a geometric law with a mean
+    of 4 photos; 20% strangers, the rest new photos of the people behind random gallery
+    faces (the bench's sampling before 2026-12).
+    """
+
+    COLLECTED = "collected"
+    ENROLLED = "enrolled"
+
+    @property
+    def stranger_fraction(self) -> float:
+        return 0.5 if self is GalleryShape.COLLECTED else 0.2
+
+    def photos_per_person(self, rng: Any, n: int) -> npt.NDArray[np.int64]:
+        """``(n,)`` photo counts, each at least 1."""
+        counts: npt.NDArray[np.int64]
+        if self is GalleryShape.ENROLLED:
+            counts = rng.geometric(1.0 / 4.0, size=n).astype(np.int64)
+        else:
+            k = np.arange(1, COLLECTED_MAX_PHOTOS + 1, dtype=np.float64)
+            cdf = np.cumsum(k**-COLLECTED_EXPONENT)
+            counts = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right") + 1
+        return counts
+
 
 class FaceLikeGenerator:
     """Deterministic face-like descriptors: identities with within-identity spread.
 
     ``gallery(n)`` yields ``(ids, vectors)`` chunks (ids ``0..n-1``); the same seed gives
-    the same data whatever the chunking of the caller. Identities have a geometric
-    number of photos (mean ``photos_per_identity``). ``stats`` is a model as
+    the same data whatever the chunking of the caller. ``shape`` sets the photos per
+    identity and the probes (:class:`GalleryShape`). ``stats`` is a model as
     :func:`fit_mixture` returns it (default: the one in :data:`STATS_FILE`).
     """
 
@@ -52,7 +101,7 @@ class FaceLikeGenerator:
         self,
         dim: int = 128,
         seed: int = 0,
-        photos_per_identity: float = 4.0,
+        shape: GalleryShape = GalleryShape.COLLECTED,
         model: Model = "mixture",
         stats: Mapping[str, npt.NDArray[Any]] | None = None,
     ):
@@ -87,7 +136,7 @@ class FaceLikeGenerator:
         self._factors_t = np.ascontiguousarray(factors.transpose(0, 2, 1))  # z @ F.T
         self._within_t = within.T.copy()
         self._seed = seed
-        self._ppi = photos_per_identity
+        self.shape = shape
 
     def centres(self, rng: Any, n: int) -> npt.NDArray[np.float64]:
         """``(n, dim)`` identity centres drawn with ``rng``."""
@@ -108,7 +157,7 @@ class FaceLikeGenerator:
     def _chunk(self, c: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], Any]:
         """Identity centres and face labels of chunk ``c``, and its generator."""
         rng = np.random.default_rng([self._seed, c])
-        sizes = rng.geometric(1.0 / self._ppi, size=CHUNK)
+        sizes = self.shape.photos_per_person(rng, CHUNK)
         labels = np.repeat(np.arange(sizes.size), sizes)[:CHUNK]
         centres = self.centres(rng, int(labels[-1]) + 1)
         return centres, labels.astype(np.int64), rng
@@ -129,18 +178,42 @@ class FaceLikeGenerator:
             out[ids[0] : ids[-1] + 1] = vecs
         return out
 
-    def queries(self, m: int, n: int, impostor_fraction: float = 0.2) -> FloatArray:
-        """``(m, dim)`` float32 probes: new photos of gallery people, and of strangers."""
+    def queries(self, m: int, n: int, stranger_fraction: float | None = None) -> FloatArray:
+        """``(m, dim)`` float32 probes: new photos of strangers, then of gallery people.
+
+        ``stranger_fraction`` defaults to the shape's; enrolled people are drawn as the
+        shape says (:class:`GalleryShape`) among the first ``n`` gallery faces.
+        """
         rng = np.random.default_rng([self._seed, 10**9 + 1])
         out = np.empty((m, self.dim), dtype=np.float32)
-        n_imp = round(m * impostor_fraction)
+        if stranger_fraction is None:
+            stranger_fraction = self.shape.stranger_fraction
+        n_imp = round(m * stranger_fraction)
         out[:n_imp] = self.photos(rng, self.centres(rng, n_imp))
-        faces = np.sort(rng.choice(n, size=m - n_imp, replace=False))
+        if self.shape is GalleryShape.ENROLLED:
+            faces = np.sort(rng.choice(n, size=m - n_imp, replace=False))
+        else:
+            faces = self._faces_of_random_people(rng, m - n_imp, n)
         for c in np.unique(faces // CHUNK):
             centres, labels, _ = self._chunk(int(c))
             sel = np.flatnonzero(faces // CHUNK == c)
             out[n_imp + sel] = self.photos(rng, centres[labels[faces[sel] - c * CHUNK]])
         return out
+
+    def people(self, n: int) -> npt.NDArray[np.int64]:
+        """``(n,)`` int64: the person behind each of the first ``n`` gallery faces (a
+        person's faces are consecutive; ids are unique across chunks, not dense)."""
+        out = np.empty(n, dtype=np.int64)
+        for c in range(math.ceil(n / CHUNK)):
+            m = min(CHUNK, n - c * CHUNK)
+            out[c * CHUNK : c * CHUNK + m] = c * CHUNK + self._chunk(c)[1][:m]
+        return out
+
+    def _faces_of_random_people(self, rng: Any, m: int, n: int) -> npt.NDArray[np.int64]:
+        """``(m,)`` sorted gallery rows, one of each of ``m`` people drawn uniformly by person."""
+        people = self.people(n)
+        firsts = np.flatnonzero(np.r_[True, people[1:] != people[:-1]])
+        return np.sort(firsts[rng.choice(firsts.size, size=m, replace=m > firsts.size)])
 
     def like(self, sizes: npt.NDArray[np.int64], seed: int = 0) -> FloatArray:
         """Descriptors of ``len(sizes)`` new identities with ``sizes[i]`` photos each."""
@@ -194,6 +267,142 @@ def fidelity(x: FloatArray, splits: int = 3) -> dict[str, float]:
         return out
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def open_set_split(
+    labels: npt.NDArray[np.int64], seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Gallery and probe rows of faces labelled ``labels`` (``0..P-1``), as a collected
+    gallery is searched: ``(gallery_rows, probe_rows)``, both sorted.
+
+    One photo of every person with two or more is held out as a probe of an enrolled
+    person; as many one-photo people (at most half of them) are held out whole, as
+    strangers. With no repeated person (a set of one photo each), a third of the faces
+    are strangers. The split depends on ``labels`` and ``seed`` only, so real and
+    synthetic faces of the same identity structure are split alike.
+    """
+    rng = np.random.default_rng([seed, 17])
+    sizes = np.bincount(labels)
+    first = np.r_[0, np.cumsum(sizes)[:-1]]
+    order = np.argsort(labels, kind="stable")  # rows of person p: order[first[p]:...]
+    multi, single = np.flatnonzero(sizes >= 2), np.flatnonzero(sizes == 1)
+    n_str = min(multi.size, single.size // 2) if multi.size else labels.size // 3
+    strangers = rng.permutation(single)[:n_str]
+    mated = order[first[multi] + rng.integers(0, sizes[multi])]
+    probes = np.concatenate([order[first[strangers]], mated])
+    gallery = np.setdiff1d(np.arange(labels.size), probes)
+    return gallery, np.sort(probes)
+
+
+def production_misses(
+    x: FloatArray,
+    labels: npt.NDArray[np.int64],
+    splits: int,
+    tuning: FaissTuning | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """How often the production graph misses a true top-10 neighbour on ``(n, d)`` faces.
+
+    For each of ``splits`` :func:`open_set_split` splits, the FAISS backend's HNSW
+    structure (``tuning``'s M and efConstruction) is built on the gallery, one thread,
+    and every probe is searched at each efSearch of :func:`production_efs`. Returns
+    ``(misses, slots)``: ``(splits, len(efs))`` int64 counts of exact top-10 ids not
+    returned, and ``(splits,)`` the number of top-10 slots (probes x 10).
+    """
+    faiss = import_faiss()
+    tuning = tuning or FaissTuning()
+    efs = production_efs(tuning)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    misses = np.zeros((splits, len(efs)), dtype=np.int64)
+    slots = np.zeros(splits, dtype=np.int64)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for s in range(splits):
+            gallery, probes = open_set_split(labels, s)
+            g, q = np.ascontiguousarray(x[gallery]), np.ascontiguousarray(x[probes])
+            _, truth = faiss.knn(q, g, 10)
+            index = new_structure(StructureKind.HNSW, x.shape[1], len(g), tuning)
+            index.add_with_ids(g, np.arange(len(g), dtype=np.int64))
+            slots[s] = truth.size
+            for e, ef in enumerate(efs):
+                params = search_params(
+                    index, StructureKind.HNSW, replace(tuning, hnsw_ef_search=ef), 10, None
+                )
+                _, found = index.search(q, 10, params=params)
+                misses[s, e] = sum(
+                    int((~np.isin(t, f)).sum()) for t, f in zip(truth, found, strict=True)
+                )
+        return misses, slots
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def production_efs(tuning: FaissTuning | None = None) -> tuple[int, ...]:
+    """The efSearch values :func:`production_misses` tries: the default and below it."""
+    default = (tuning or FaissTuning()).hnsw_ef_search
+    return (*(ef for ef in (10, 16, 24, 32, 48, 64) if ef < default), default)
+
+
+@dataclass(frozen=True)
+class MissComparison:
+    """Synthetic against real faces' miss rates at one efSearch (one row of the report).
+
+    Rates are misses over top-10 slots, pooled over splits; ``difference`` is synthetic
+    minus real, with ``standard_error`` over the per-split differences (splits pair real
+    and synthetic data split alike); ``ratio`` is synthetic over real (NaN without a real
+    miss).
+    """
+
+    ef_search: int
+    real_misses: int
+    real_rate: float
+    synthetic_misses: int
+    synthetic_rate: float
+    difference: float
+    standard_error: float
+    ratio: float
+
+
+def compare_misses(
+    efs: tuple[int, ...],
+    real: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    synthetic: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> list[MissComparison]:
+    """One :class:`MissComparison` per efSearch from two :func:`production_misses` results
+    over the same splits."""
+    (rm, rs), (sm, ss) = real, synthetic
+    if rm.shape != sm.shape or rm.shape[1] != len(efs):
+        raise ValueError("real and synthetic misses must cover the same splits and efSearch")
+    per_split = sm / ss[:, None] - rm / rs[:, None]
+    se = (
+        per_split.std(axis=0, ddof=1) / math.sqrt(len(rs)) if len(rs) > 1 else per_split[0] * np.nan
+    )
+    rows = []
+    for e, ef in enumerate(efs):
+        r, m = int(rm[:, e].sum()), int(sm[:, e].sum())
+        rows.append(
+            MissComparison(
+                ef_search=ef,
+                real_misses=r,
+                real_rate=r / int(rs.sum()),
+                synthetic_misses=m,
+                synthetic_rate=m / int(ss.sum()),
+                difference=m / int(ss.sum()) - r / int(rs.sum()),
+                standard_error=float(se[e]),
+                ratio=(m / int(ss.sum())) / (r / int(rs.sum())) if r else math.nan,
+            )
+        )
+    return rows
+
+
+def pooled_ratio(
+    real: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    synthetic: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> float:
+    """Synthetic over real miss rate, pooled over every split and efSearch (the default
+    and below it): one figure for how much harder (> 1) or easier the synthetic faces are."""
+    (rm, rs), (sm, ss) = real, synthetic
+    return float((sm.sum() / ss.sum()) / max(rm.sum() / rs.sum(), 1e-12))
 
 
 def _psd_factor(cov: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
