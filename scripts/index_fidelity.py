@@ -3,11 +3,14 @@
 For each real set, the engine's own descriptors (the default pipeline, as a gallery holds
 them) are split as a collected gallery is searched (``facelike.open_set_split``: one photo
 of every repeated person held out as an enrolled probe, as many one-photo people held out
-as strangers), and the FAISS backend's HNSW graph (default M and efConstruction) is built
-on the gallery and searched at the default efSearch and below it. Synthetic faces with
-the same identity sizes go through the same splits. The report gives, per efSearch, both
-miss rates (true top-10 neighbours not returned), their difference with its standard
-error over the splits, and the ratio; then the ratio pooled over every efSearch.
+as strangers), and the FAISS backend's two approximate structures are built on the
+gallery: its HNSW graph (default M, efConstruction, principal subspace) searched at the
+default efSearch and below it, and its IVF-PQ fast-scan structure (64 lists at this
+size) probed at the default share of lists and below it, candidates re-ranked exactly.
+Synthetic faces with the same identity sizes go through the same splits. The report
+gives, per setting (``*``: the default), both miss rates (true top-10 neighbours not
+returned), their difference with its standard error over the splits, and the ratio;
+then the ratio pooled over each structure's settings.
 
 ``--write`` stores the real side in the stats file, where
 ``tests/evaluation/test_facelike.py`` compares the generator with it on every run.
@@ -40,8 +43,9 @@ from facetrace.evaluation.facelike import (
     FaceLikeGenerator,
     compare_misses,
     pooled_ratio,
-    production_efs,
+    production_description,
     production_misses,
+    production_settings,
 )
 from facetrace.evaluation.variants import recipe
 from facetrace.index.structures import FaissTuning
@@ -88,11 +92,12 @@ def main() -> int:
     args = parser.parse_args()
 
     tuning = FaissTuning()
-    efs = production_efs(tuning)
+    settings = production_settings(tuning)
+    structures = sorted({s.kind for s in settings})
     sets = [_load(s, False, args.cache) for s in args.folders]
     sets += [_load(s, True, args.cache) for s in args.singles]
     report: dict[str, object] = {
-        "graph": {"M": tuning.hnsw_m, "efConstruction": tuning.hnsw_ef_construction},
+        "structures": production_description(tuning),
         "splits": args.splits,
         "sets": {},
     }
@@ -101,27 +106,34 @@ def main() -> int:
         sizes = np.bincount(labels)
         real = production_misses(x, labels, args.splits, tuning)
         synthetic = production_misses(FaceLikeGenerator().like(sizes), labels, args.splits, tuning)
-        rows = compare_misses(efs, real, synthetic)
-        ratio = pooled_ratio(real, synthetic)
+        rows = compare_misses(settings, real, synthetic)
+        ratios = {
+            kind.value: pooled_ratio(real, synthetic, np.array([s.kind is kind for s in settings]))
+            for kind in structures
+        }
         print(
             f"\n{name}: {x.shape[0]} faces of {sizes.size} people "
             f"({int((sizes == 1).sum())} with one photo); {args.splits} splits, "
             f"{int(real[1][0]) // 10} probes each"
         )
-        print("efSearch  real miss rate (n)      synthetic (n)          synth - real      ratio")
+        print(
+            "setting            real rate (n)        synthetic (n)        synth - real      ratio"
+        )
         for r in rows:
+            label = r.setting + (" *" if r.default else "")
             print(
-                f"{r.ef_search:>8}  {r.real_rate:.5f} ({r.real_misses:>5})  "
+                f"{label:<18} {r.real_rate:.5f} ({r.real_misses:>5})  "
                 f"{r.synthetic_rate:.5f} ({r.synthetic_misses:>5})  "
                 f"{r.difference:+.5f} +- {r.standard_error:.5f}  {r.ratio:6.2f}"
             )
-        print(f"pooled synthetic / real miss rate: {ratio:.2f}")
+        for kind, ratio in ratios.items():
+            print(f"pooled synthetic / real miss rate, {kind}: {ratio:.2f}")
         report["sets"][name] = {  # type: ignore[index]
             "faces": int(x.shape[0]),
             "people": int(sizes.size),
             "one_photo_people": int((sizes == 1).sum()),
             "rows": [asdict(r) for r in rows],
-            "pooled_ratio": round(ratio, 3),
+            "pooled_ratio": {kind: round(r, 3) for kind, r in ratios.items()},
         }
         stored[f"production_{name}_sizes"] = sizes.astype(np.int32)
         stored[f"production_{name}_misses"] = real[0]
@@ -132,9 +144,7 @@ def main() -> int:
         with np.load(STATS_FILE) as old:
             keep = {k: old[k] for k in old.files if not k.startswith("production_")}
         keep["production_sets"] = np.array([name for name, _, _ in sets])
-        keep["production_graph"] = np.array(
-            [tuning.hnsw_m, tuning.hnsw_ef_construction, tuning.hnsw_ef_search], dtype=np.int64
-        )
+        keep["production_structures"] = np.array(production_description(tuning))
         np.savez_compressed(STATS_FILE, **keep, **stored)
         print(f"wrote the real side to {STATS_FILE}")
     return 0

@@ -21,9 +21,11 @@ from facetrace.evaluation.facelike import (
     GalleryShape,
     open_set_split,
     pooled_ratio,
+    production_description,
     production_misses,
+    production_settings,
 )
-from facetrace.index.structures import FaissTuning, import_faiss
+from facetrace.index.structures import StructureKind, import_faiss
 
 
 def faiss_knn(q: npt.NDArray[np.float32], x: npt.NDArray[np.float32]) -> tuple:
@@ -33,7 +35,8 @@ def faiss_knn(q: npt.NDArray[np.float32], x: npt.NDArray[np.float32]) -> tuple:
 
 
 FACTOR = 1.5  # synthetic faces miss within this factor of real faces, pooled over efSearch
-DEFAULT_FACTOR = 2.0  # ... and at the default efSearch, where real faces give 30+ misses
+DEFAULT_FACTOR = 2.0  # ... and at a default setting where real faces give 30+ misses
+SPLITS = 10
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,9 @@ class RealSet:
 @pytest.fixture(scope="module")
 def real_sets() -> list[RealSet]:
     with np.load(STATS_FILE) as stats:
-        graph = stats["production_graph"].tolist()
-        tuning = FaissTuning()
-        # Measured on the graph production builds: re-run scripts/index_fidelity.py
-        # --write when the default M, efConstruction or efSearch change.
-        assert graph == [tuning.hnsw_m, tuning.hnsw_ef_construction, tuning.hnsw_ef_search]
+        # Measured on the structures production builds: re-run
+        # scripts/index_fidelity.py --write when their defaults change.
+        assert str(stats["production_structures"]) == production_description()
         return [
             RealSet(
                 str(name),
@@ -69,34 +70,48 @@ def real_sets() -> list[RealSet]:
         ]
 
 
-def test_synthetic_faces_miss_like_real_faces_on_the_production_graph(
+def _columns(kind: StructureKind) -> np.ndarray:
+    return np.array([s.kind is kind for s in production_settings()])
+
+
+def test_synthetic_faces_miss_like_real_faces_on_the_production_structures(
     real_sets: list[RealSet],
 ) -> None:
-    """Measured (scripts/index_fidelity.py, 20 splits): pooled synthetic/real miss rate
-    0.96 on lfw-dev and 1.19 on UTKFace; at the default efSearch 41 vs 36 misses on
-    lfw-dev and 9 vs 8 on UTKFace."""
+    """Measured (scripts/index_fidelity.py, 20 splits), pooled synthetic/real miss rate:
+    HNSW 0.96 on lfw-dev and 1.19 on UTKFace, IVF-PQ 0.92 and 1.23; at the IVF-PQ
+    default 0.86 and 1.51. At the HNSW default both miss too rarely to compare (24 vs
+    40 misses on lfw-dev, 9 vs 15 on UTKFace in 150,000 and 200,000 slots)."""
     assert {s.name for s in real_sets} == {"lfw-dev", "utkface"}
+    settings = production_settings()
     for real in real_sets:
-        splits = real.misses.shape[0]
-        synthetic = production_misses(FaceLikeGenerator().like(real.sizes), real.labels, splits)
-        ratio = pooled_ratio((real.misses, real.slots), synthetic)
-        assert 1 / FACTOR <= ratio <= FACTOR, (real.name, ratio)
-        at_default = int(real.misses[:, -1].sum())
-        if at_default >= 30:
-            got = int(synthetic[0][:, -1].sum())
-            assert at_default / DEFAULT_FACTOR <= got <= at_default * DEFAULT_FACTOR, real.name
+        # The first 10 of the 20 stored splits: the figures above move by under 0.05.
+        misses, slots = real.misses[:SPLITS], real.slots[:SPLITS]
+        synthetic = production_misses(FaceLikeGenerator().like(real.sizes), real.labels, SPLITS)
+        for kind in (StructureKind.HNSW, StructureKind.IVFPQ):
+            ratio = pooled_ratio((misses, slots), synthetic, _columns(kind))
+            assert 1 / FACTOR <= ratio <= FACTOR, (real.name, kind, ratio)
+        for e, setting in enumerate(settings):
+            at_default = int(misses[:, e].sum())
+            if setting.default and at_default >= 30:
+                got = int(synthetic[0][:, e].sum())
+                assert at_default / DEFAULT_FACTOR <= got <= at_default * DEFAULT_FACTOR, (
+                    real.name,
+                    setting.label,
+                )
 
 
 def test_the_check_fails_for_markedly_easier_faces(real_sets: list[RealSet]) -> None:
-    """Photos of one person drawn 40% closer together: a generator an index looks better
-    on. The same comparison rejects it."""
+    """Photos of one person drawn half as far apart: a generator an index looks better
+    on. The same comparison rejects it on both structures."""
     real = next(s for s in real_sets if s.name == "lfw-dev")
     with np.load(STATS_FILE) as saved:
         stats = {key: saved[key] for key in MODEL_KEYS}
-    stats["within_factor"] = stats["within_factor"] * 0.6
+    stats["within_factor"] = stats["within_factor"] * 0.5
     easier = FaceLikeGenerator(stats=stats).like(real.sizes)
     synthetic = production_misses(easier, real.labels, 5)
-    assert pooled_ratio((real.misses[:5], real.slots[:5]), synthetic) < 1 / FACTOR
+    for kind in (StructureKind.HNSW, StructureKind.IVFPQ):
+        ratio = pooled_ratio((real.misses[:5], real.slots[:5]), synthetic, _columns(kind))
+        assert ratio < 1 / FACTOR, (kind, ratio)
 
 
 def test_open_set_split_holds_out_strangers_and_one_photo_per_person() -> None:

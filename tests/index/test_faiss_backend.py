@@ -14,7 +14,13 @@ from facetrace.evaluation.facelike import FaceLikeGenerator
 from facetrace.index.base import MaintainableIndex, VectorIndex
 from facetrace.index.exact import ExactIndex
 from facetrace.index.faiss_backend import FaissIndex
-from facetrace.index.structures import FaissTuning, StructureKind
+from facetrace.index.structures import (
+    FaissTuning,
+    StructureKind,
+    new_structure,
+    search_dim,
+    subspace_dims,
+)
 
 DIM = 128
 
@@ -160,3 +166,40 @@ def test_removal_between_searches_reaches_the_cached_search_parameters(data: tup
             np.sort(d[hits]), np.sort(exact_d[np.isin(truth, found)]), rtol=1e-4
         )
     index.close()
+
+
+def test_hnsw_works_in_the_descriptors_subspace_and_keeps_it_on_disk(
+    data: tuple, tmp_path: Path
+) -> None:
+    """dlib-like descriptors span about 80 of their 128 dimensions: the graph is built
+    there, survives a reload, and still finds what exact search finds."""
+    ids, vecs, q = data
+    tuning = FaissTuning(flat_max=1000, background=False)
+    index = FaissIndex(DIM, tmp_path / "f", tuning)
+    index.add(ids, vecs)
+    assert index.kind is StructureKind.HNSW
+    assert 70 <= index.stats()["search_dim"] <= 90
+    index.save()
+    index.close()
+    index = FaissIndex(DIM, tmp_path / "f", tuning)
+    assert index.kind is StructureKind.HNSW and index.stats()["search_dim"] < DIM
+    oracle = ExactIndex(DIM)
+    oracle.add(ids, vecs)
+    truth_d, truth = oracle.search(q, 10)
+    found_d, found = index.search(q, 10)
+    recall = np.mean([np.isin(t, f).mean() for t, f in zip(truth, found, strict=True)])
+    assert recall >= 0.99
+    both = found == truth  # distances come from the full vectors, not the projection
+    np.testing.assert_allclose(found_d[both], truth_d[both], rtol=1e-5)
+    index.close()
+
+
+def test_full_rank_embeddings_keep_every_dimension() -> None:
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(5000, DIM)).astype(np.float32)
+    assert subspace_dims(full, 1e-5) == DIM
+    low = full[:, :40] @ rng.normal(size=(40, DIM)).astype(np.float32)
+    assert subspace_dims(low, 1e-5) == 40
+    assert subspace_dims(low, 0.0) == DIM  # 0 turns the projection off
+    structure = new_structure(StructureKind.HNSW, DIM, 5000, FaissTuning(), sample=full)
+    assert search_dim(structure) == DIM

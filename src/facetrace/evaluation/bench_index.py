@@ -1,18 +1,19 @@
 """``facetrace bench index``: index throughput, latency, recall and memory on face-like data.
 
 Embeddings come from :class:`~facetrace.evaluation.facelike.FaceLikeGenerator`, a model
-fitted to real dlib descriptors of lfw-dev and checked against held-out real faces for
-what matters to an index (local intrinsic dimensionality, relative contrast, recall of a
-weak HNSW graph); see :mod:`facetrace.evaluation.facelike`.
+fitted to real dlib descriptors of lfw-dev; on the production graph, at equal size and
+identity structure, it misses true neighbours about as often as real faces
+(``scripts/index_fidelity.py``, checked by ``tests/evaluation/test_facelike.py``).
 
 The gallery's shape (:class:`~facetrace.evaluation.facelike.GalleryShape`) is by default
 that of a collected gallery: photos per person follow LFW's heavy tail (70 % of people
 once), and half the queries are new photos of people not in the gallery, half new photos
 of enrolled people drawn by person. ``enrolled`` is the earlier sampling (about four
-photos of everyone, 80 % enrolled probes drawn by face). Ground truth is exact search on the same data. Exact throughput is measured in the same
-run with FAISS's exhaustive L2 search (``faiss.knn``), single-threaded for single queries,
-like the index under test; its single queries alternate with the index's in 10 blocks, so
-a change of load on a shared machine hits both alike.
+photos of everyone, 80 % enrolled probes drawn by face). Ground truth is exact search
+on the same data. Exact throughput is measured in the same run with FAISS's exhaustive
+L2 search (``faiss.knn``), single-threaded for single queries, like the index under
+test; its single queries alternate with the index's in 10 blocks, so a change of load
+on a shared machine hits both alike.
 """
 
 from __future__ import annotations

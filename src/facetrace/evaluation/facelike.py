@@ -294,25 +294,73 @@ def open_set_split(
     return gallery, np.sort(probes)
 
 
+FIDELITY_NLIST = 64  # IVF lists at a few thousand faces (about sqrt(n), as nlist_for)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One search setting of a production structure, as :func:`production_misses` runs it:
+    the efSearch of an HNSW graph, or the lists an IVF-PQ search probes."""
+
+    kind: StructureKind
+    effort: int
+    default: bool
+
+    @property
+    def label(self) -> str:
+        what = "efSearch" if self.kind is StructureKind.HNSW else "nprobe"
+        return f"{self.kind.value} {what} {self.effort}"
+
+
+def production_settings(tuning: FaissTuning | None = None) -> list[Setting]:
+    """The default search effort of each approximate structure and the efforts below it:
+    efSearch for HNSW, and nprobe of :data:`FIDELITY_NLIST` lists for IVF-PQ (the
+    default probes the share of lists that production probes at a million faces)."""
+    t = tuning or FaissTuning()
+    # The share of lists production probes at a million faces (1,024 lists), here.
+    nprobe = max(1, round(FIDELITY_NLIST * t.nprobe_for(1024) / 1024))
+    hnsw = [ef for ef in (10, 16, 24, 32, 48, 64) if ef < t.hnsw_ef_search]
+    ivf = [n for n in (1, 2, 3, 4) if n < nprobe]
+    return (
+        [Setting(StructureKind.HNSW, ef, False) for ef in hnsw]
+        + [Setting(StructureKind.HNSW, t.hnsw_ef_search, True)]
+        + [Setting(StructureKind.IVFPQ, n, False) for n in ivf]
+        + [Setting(StructureKind.IVFPQ, nprobe, True)]
+    )
+
+
+def production_description(tuning: FaissTuning | None = None) -> str:
+    """What :func:`production_misses` figures depend on (stored beside the real ones)."""
+    t = tuning or FaissTuning()
+    return (
+        f"hnsw M {t.hnsw_m} efConstruction {t.hnsw_ef_construction} subspace residual "
+        f"{t.subspace_residual}; ivfpq nlist {FIDELITY_NLIST} pq {t.pq_m}x4 candidates "
+        f"{t.candidates(StructureKind.IVFPQ, 10)}; "
+        + ", ".join(s.label for s in production_settings(t))
+    )
+
+
 def production_misses(
     x: FloatArray,
     labels: npt.NDArray[np.int64],
     splits: int,
     tuning: FaissTuning | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """How often the production graph misses a true top-10 neighbour on ``(n, d)`` faces.
+    """How often the production structures miss a true top-10 neighbour of ``(n, d)`` faces.
 
-    For each of ``splits`` :func:`open_set_split` splits, the FAISS backend's HNSW
-    structure (``tuning``'s M and efConstruction) is built on the gallery, one thread,
-    and every probe is searched at each efSearch of :func:`production_efs`. Returns
-    ``(misses, slots)``: ``(splits, len(efs))`` int64 counts of exact top-10 ids not
-    returned, and ``(splits,)`` the number of top-10 slots (probes x 10).
+    For each of ``splits`` :func:`open_set_split` splits, the FAISS backend's HNSW graph
+    (``tuning``'s M, efConstruction and principal subspace fitted to the gallery) and
+    its IVF-PQ structure (:data:`FIDELITY_NLIST` lists, fast-scan codes, candidates
+    re-ranked exactly as the backend does) are built on the gallery, one thread, and
+    every probe is searched at each of :func:`production_settings`. Returns ``(misses,
+    slots)``: ``(splits, len(settings))`` int64 counts of exact top-10 ids not returned,
+    and ``(splits,)`` the number of top-10 slots (probes x 10).
     """
     faiss = import_faiss()
-    tuning = tuning or FaissTuning()
-    efs = production_efs(tuning)
+    tuning = replace(tuning or FaissTuning(), ivf_nlist=FIDELITY_NLIST, ivf_nprobe=None)
+    settings = production_settings(tuning)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    misses = np.zeros((splits, len(efs)), dtype=np.int64)
+    misses = np.zeros((splits, len(settings)), dtype=np.int64)
     slots = np.zeros(splits, dtype=np.int64)
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
@@ -321,14 +369,22 @@ def production_misses(
             gallery, probes = open_set_split(labels, s)
             g, q = np.ascontiguousarray(x[gallery]), np.ascontiguousarray(x[probes])
             _, truth = faiss.knn(q, g, 10)
-            index = new_structure(StructureKind.HNSW, x.shape[1], len(g), tuning)
-            index.add_with_ids(g, np.arange(len(g), dtype=np.int64))
             slots[s] = truth.size
-            for e, ef in enumerate(efs):
-                params = search_params(
-                    index, StructureKind.HNSW, replace(tuning, hnsw_ef_search=ef), 10, None
+            built = {}
+            for kind in (StructureKind.HNSW, StructureKind.IVFPQ):
+                built[kind] = new_structure(kind, x.shape[1], len(g), tuning, sample=g)
+                built[kind].add_with_ids(g, np.arange(len(g), dtype=np.int64))
+            for e, setting in enumerate(settings):
+                effort = (
+                    replace(tuning, hnsw_ef_search=setting.effort)
+                    if setting.kind is StructureKind.HNSW
+                    else replace(tuning, ivf_nprobe=setting.effort)
                 )
-                _, found = index.search(q, 10, params=params)
+                cand = tuning.candidates(setting.kind, 10)
+                index = built[setting.kind]
+                params = search_params(index, setting.kind, effort, cand, None)
+                _, rows = index.search(q, cand, params=params)
+                found = _exact_top10(g, q, rows)
                 misses[s, e] = sum(
                     int((~np.isin(t, f)).sum()) for t, f in zip(truth, found, strict=True)
                 )
@@ -337,15 +393,19 @@ def production_misses(
         faiss.omp_set_num_threads(before)
 
 
-def production_efs(tuning: FaissTuning | None = None) -> tuple[int, ...]:
-    """The efSearch values :func:`production_misses` tries: the default and below it."""
-    default = (tuning or FaissTuning()).hnsw_ef_search
-    return (*(ef for ef in (10, 16, 24, 32, 48, 64) if ef < default), default)
+def _exact_top10(g: FloatArray, q: FloatArray, rows: IdArray) -> IdArray:
+    """The 10 of each probe's candidate ``rows`` (-1: none) nearest by exact distance."""
+    diff = g[np.maximum(rows, 0)] - q[:, None, :]
+    d2 = np.einsum("ijk,ijk->ij", diff, diff)
+    d2[rows < 0] = np.inf
+    order = np.argsort(d2, axis=1, kind="stable")[:, :10]
+    found: IdArray = np.take_along_axis(rows, order, axis=1)
+    return found
 
 
 @dataclass(frozen=True)
 class MissComparison:
-    """Synthetic against real faces' miss rates at one efSearch (one row of the report).
+    """Synthetic against real faces' miss rates at one setting (one row of the report).
 
     Rates are misses over top-10 slots, pooled over splits; ``difference`` is synthetic
     minus real, with ``standard_error`` over the per-split differences (splits pair real
@@ -353,7 +413,8 @@ class MissComparison:
     miss).
     """
 
-    ef_search: int
+    setting: str
+    default: bool
     real_misses: int
     real_rate: float
     synthetic_misses: int
@@ -363,45 +424,50 @@ class MissComparison:
     ratio: float
 
 
+Misses = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+"""``(misses, slots)`` as :func:`production_misses` returns them."""
+
+
 def compare_misses(
-    efs: tuple[int, ...],
-    real: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
-    synthetic: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    settings: list[Setting], real: Misses, synthetic: Misses
 ) -> list[MissComparison]:
-    """One :class:`MissComparison` per efSearch from two :func:`production_misses` results
+    """One :class:`MissComparison` per setting from two :func:`production_misses` results
     over the same splits."""
     (rm, rs), (sm, ss) = real, synthetic
-    if rm.shape != sm.shape or rm.shape[1] != len(efs):
-        raise ValueError("real and synthetic misses must cover the same splits and efSearch")
+    if rm.shape != sm.shape or rm.shape[1] != len(settings):
+        raise ValueError("real and synthetic misses must cover the same splits and settings")
     per_split = sm / ss[:, None] - rm / rs[:, None]
     se = (
         per_split.std(axis=0, ddof=1) / math.sqrt(len(rs)) if len(rs) > 1 else per_split[0] * np.nan
     )
+    real_slots, synthetic_slots = int(rs.sum()), int(ss.sum())
     rows = []
-    for e, ef in enumerate(efs):
+    for e, setting in enumerate(settings):
         r, m = int(rm[:, e].sum()), int(sm[:, e].sum())
         rows.append(
             MissComparison(
-                ef_search=ef,
+                setting=setting.label,
+                default=setting.default,
                 real_misses=r,
-                real_rate=r / int(rs.sum()),
+                real_rate=r / real_slots,
                 synthetic_misses=m,
-                synthetic_rate=m / int(ss.sum()),
-                difference=m / int(ss.sum()) - r / int(rs.sum()),
+                synthetic_rate=m / synthetic_slots,
+                difference=m / synthetic_slots - r / real_slots,
                 standard_error=float(se[e]),
-                ratio=(m / int(ss.sum())) / (r / int(rs.sum())) if r else math.nan,
+                ratio=(m / synthetic_slots) / (r / real_slots) if r else math.nan,
             )
         )
     return rows
 
 
 def pooled_ratio(
-    real: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
-    synthetic: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    real: Misses, synthetic: Misses, columns: npt.NDArray[np.bool_] | None = None
 ) -> float:
-    """Synthetic over real miss rate, pooled over every split and efSearch (the default
-    and below it): one figure for how much harder (> 1) or easier the synthetic faces are."""
+    """Synthetic over real miss rate pooled over every split and the settings in
+    ``columns`` (default: all): how much harder (> 1) or easier the synthetic faces are."""
     (rm, rs), (sm, ss) = real, synthetic
+    if columns is not None:
+        rm, sm = rm[:, columns], sm[:, columns]
     return float((sm.sum() / ss.sum()) / max(rm.sum() / rs.sum(), 1e-12))
 
 

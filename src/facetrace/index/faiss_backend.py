@@ -53,8 +53,8 @@ from facetrace.index.structures import (
     new_structure,
     omp_threads,
     resident_bytes,
+    search_dim,
     search_params,
-    train,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _RERANK_CHUNK = 64  # queries re-ranked at a time (bounds the gathered candidate block)
+_NO_ID = np.iinfo(np.int64).max  # sorts after every real id
+_RERANK_MARGIN = 8  # candidates kept past k by the float32 cut before the float64 order
 _NO_ROWS = np.empty((0,), dtype=np.int64)
 
 
@@ -95,6 +97,7 @@ class FaissIndex:
         self._cancel = threading.Event()
         self._build_error: BaseException | None = None
         self._huge_page_bytes = 0  # covered by the last huge-page request
+        self._full_dim = True  # the structure computes distances on the full vectors
         if path is not None and (path / MANIFEST).exists():
             self._load(path)
         else:
@@ -180,8 +183,11 @@ class FaissIndex:
                     except RuntimeError as exc:
                         raise IndexBackendError(f"faiss search failed: {exc}") from exc
                 if kind is StructureKind.HNSW and not pending.size:
-                    # HNSW over full vectors returns exact squared distances of live
-                    # rows only (the selector drops tombstones): no re-ranking needed.
+                    # HNSW returns live rows only (the selector drops tombstones). Over
+                    # full vectors its squared distances are exact; in a subspace they
+                    # are off by the dropped variance and are recomputed from the rows.
+                    if not self._full_dim:
+                        d2, rows = self._exact_order(q, rows)
                     return self._hnsw_result(d2, rows, k)
             else:
                 rows = np.full((q.shape[0], 0), -1, dtype=np.int64)
@@ -304,6 +310,7 @@ class FaissIndex:
                 "backend": "faiss",
                 "structure": self._kind.value,
                 "dim": self._dim,
+                "search_dim": search_dim(self._structure),
                 "count": self.count(),
                 "rows": rows,
                 "tombstones": int(self._structure.ntotal) - self.count(),
@@ -375,6 +382,19 @@ class FaissIndex:
         out_i[:, : rows.shape[1]] = ids
         return out_d, out_i
 
+    def _exact_order(
+        self, q: FloatArray, rows: npt.NDArray[np.int64]
+    ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        """Exact squared distances of ``(n, c)`` candidate ``rows`` (-1: none) to ``q``,
+        and both sorted by them; a lean re-rank of a few live rows per query."""
+        found = rows >= 0
+        vecs = self._store.take(np.where(found, rows, 0).ravel()).reshape(*rows.shape, -1)
+        diff = vecs - q[:, None, :]
+        d2 = np.einsum("ijk,ijk->ij", diff, diff)
+        d2[~found] = np.inf
+        order = np.argsort(d2, axis=1, kind="stable")
+        return np.take_along_axis(d2, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
     def _scan(self, q: FloatArray, rows: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
         """Exhaustive top-``k`` rows among ``rows`` (not yet in the structure), -1 padded."""
         k = min(k, rows.size)
@@ -403,22 +423,33 @@ class FaissIndex:
     def _rerank(
         self, q: FloatArray, rows: npt.NDArray[np.int64], kk: int
     ) -> tuple[FloatArray, IdArray]:
+        """The ``kk`` nearest of ``(n, c)`` candidate ``rows`` by exact float64 distance,
+        ties broken by id: ``(distances, ids)``, inf / -1 where fewer were found.
+
+        Many candidates (IVF-PQ hands over hundreds) are first cut to ``kk`` plus a
+        margin by float32 distance; float32 rounding (~1e-7 relative) cannot move a
+        vector past that margin, so the float64 order of the survivors is final.
+        """
         valid = rows >= 0
         valid &= self._live[np.where(valid, rows, 0)]
         safe = np.where(valid, rows, 0)
-        cand = self._store.take(safe).astype(np.float64)
-        cand -= q.astype(np.float64)[:, None, :]
-        d2 = np.einsum("ijk,ijk->ij", cand, cand)
+        cand = self._store.take(safe)
+        line = np.arange(rows.shape[0])[:, None]
+        keep = kk + _RERANK_MARGIN
+        if rows.shape[1] > keep:
+            diff = cand - q[:, None, :]
+            d32 = np.einsum("ijk,ijk->ij", diff, diff)
+            d32[~valid] = np.inf
+            near = np.argpartition(d32, keep - 1, axis=1)[:, :keep]
+            cand, safe, valid = cand[line, near], safe[line, near], valid[line, near]
+        diff64 = cand.astype(np.float64) - q.astype(np.float64)[:, None, :]
+        d2 = np.einsum("ijk,ijk->ij", diff64, diff64)
         d2[~valid] = np.inf
-        cand_ids = np.where(valid, self._row_ids[safe], np.iinfo(np.int64).max)
+        cand_ids = np.where(valid, self._row_ids[safe], _NO_ID)
         order = np.lexsort((cand_ids, d2), axis=-1)[:, :kk]
-        best_d2 = np.take_along_axis(d2, order, axis=1)
-        best_ids = np.take_along_axis(cand_ids, order, axis=1)
-        found = np.isfinite(best_d2)
-        return (
-            np.where(found, np.sqrt(best_d2), np.inf).astype(np.float32),
-            np.where(found, best_ids, -1).astype(np.int64),
-        )
+        best_d2, best_ids = d2[line, order], cand_ids[line, order]
+        best_ids[best_d2 == np.inf] = -1
+        return np.sqrt(best_d2).astype(np.float32), best_ids
 
     def _maybe_rebuild(self) -> None:
         """Start a build if the live count calls for another structure or tombstones pile up."""
@@ -460,12 +491,12 @@ class FaissIndex:
             snap = self._store.rows
             live_rows = np.flatnonzero(self._live[:snap]).astype(np.int64)
         log.info("building %s index over %d vectors", kind.value, live_rows.size)
-        structure = new_structure(kind, self._dim, live_rows.size, self._tuning)
-        if not structure.is_trained:
+        sample = None
+        if kind is not StructureKind.FLAT:  # a graph's subspace, IVF centroids, codebooks
             rng = np.random.default_rng(live_rows.size)
             n_train = min(live_rows.size, self._tuning.train_size)
-            sample = np.sort(rng.choice(live_rows, size=n_train, replace=False))
-            train(structure, self._store.take(sample))
+            sample = self._store.take(np.sort(rng.choice(live_rows, size=n_train, replace=False)))
+        structure = new_structure(kind, self._dim, live_rows.size, self._tuning, sample)
         chunk = self._tuning.build_chunk
         while True:
             for start in range(0, live_rows.size, chunk):
@@ -486,6 +517,7 @@ class FaissIndex:
                     if live_rows.size:
                         add_rows(structure, self._store.take(live_rows), live_rows)
                     self._structure, self._kind, self._indexed = structure, kind, rows
+                    self._full_dim = search_dim(structure) == self._dim
                     self._params = None
                     log.info("swapped in %s index (%d vectors)", kind.value, structure.ntotal)
                     break
@@ -514,6 +546,7 @@ class FaissIndex:
         self._store, self._vectors_name = new, name
         self._structure = new_structure(StructureKind.FLAT, self._dim, 0, self._tuning)
         self._kind = StructureKind.FLAT
+        self._full_dim = True
         self._indexed = 0
         self._params = None
         self._version += 1
@@ -541,6 +574,7 @@ class FaissIndex:
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexBackendError(f"could not open index at {path}: {exc}") from exc
         self._kind = kind_of(self._structure)
+        self._full_dim = search_dim(self._structure) == self._dim
         live_rows = np.flatnonzero(self._live)
         order = np.argsort(self._row_ids[live_rows], kind="stable")
         self._sorted_rows = live_rows[order].astype(np.int64)

@@ -20,6 +20,8 @@ import sys
 from functools import cache
 from typing import Any
 
+from facetrace.index.structures import hnsw_graph
+
 log = logging.getLogger(__name__)
 
 HUGE_PAGE = 1 << 21
@@ -77,11 +79,15 @@ def advise_structure(faiss: Any, index: Any) -> int:
     """
     if isinstance(index, faiss.IndexIVF):
         return 0
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    inner = hnsw_graph(index)
     covered = 0
-    if isinstance(inner, faiss.IndexHNSW):
+    if inner is not None:
         covered += _advise_vector(faiss, inner.hnsw.neighbors, 4)
         inner = faiss.downcast_index(inner.storage)
+    elif isinstance(index, faiss.IndexIDMap):
+        inner = faiss.downcast_index(index.index)
+    else:
+        inner = index
     if isinstance(inner, faiss.IndexFlatCodes):
         covered += _advise_vector(faiss, inner.codes, 1)
     return covered

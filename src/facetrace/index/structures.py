@@ -7,9 +7,23 @@ are rows), returns candidate rows, and is re-ranked afterwards with exact distan
 kind       used while live count is      what it is
 =========  ============================  ====================================================
 flat       < ``flat_max`` (20 k)         ``IndexIDMap(IndexFlatL2)``: exact
-hnsw       < ``hnsw_max`` (2 M)          ``IndexIDMap(IndexHNSWFlat)``, M=48: ~0.9 KB/face
-ivfpq      larger                        ``IndexIVFPQ`` (nlist ~ sqrt(n), 32 x 8-bit codes): ~65 B
+hnsw       < ``hnsw_max`` (1 M)          ``IndexIDMap([IndexPreTransform(PCA,] IndexHNSWFlat)``,
+                                         M=48, in the descriptors' principal subspace
+ivfpq      larger                        ``IndexIVFPQFastScan`` (nlist ~ sqrt(n), 64 x 4-bit
+                                         codes scanned in SIMD registers): ~65 B
 =========  ============================  ====================================================
+
+At a million faces of a collected gallery (half the probes strangers), IVF-PQ with
+4-bit fast-scan codes and 200 candidates re-ranked exactly gave recall@10 0.982 at
+50x+ exhaustive search, built in 28 s with 168 B of RAM a face; the HNSW graph needed
+efSearch 112 for 0.980 at 37x, built in 487 s with 820 B a face (README "Index").
+
+dlib's 128-D descriptors span about 80 dimensions: real ones and the bench's synthetic
+ones alike keep all but 1e-6 of their variance in their first 80 principal directions.
+An HNSW graph is built and searched in the subspace a training sample spans (projected
+distances differ from full ones by at most the discarded variance, and re-ranking uses
+the full vectors anyway), so each of its thousands of distance computations per query
+reads 320 bytes instead of 512. Full-rank embeddings keep all their dimensions.
 """
 
 from __future__ import annotations
@@ -49,24 +63,29 @@ class FaissTuning:
     """Size thresholds and search effort of the FAISS backend.
 
     Counts are live vectors; ``ivf_candidates`` is how many candidates IVF-PQ hands to
-    exact re-ranking (at least ``4 k``).
+    exact re-ranking (at least ``4 k``). An IVF search probes ``nprobe_for(nlist)``
+    lists: 3/32 of them (96 of 1,024 at a million faces) unless ``ivf_nprobe`` is set.
     """
 
     flat_max: int = 20_000
-    hnsw_max: int = 2_000_000
+    hnsw_max: int = 1_000_000
     # Measured at 1M face-like vectors, one thread (README "Index"): flat storage with
     # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16. Graphs
     # built in one FAISS call with efConstruction 200 matched efConstruction 100 at
-    # ~2/3 of its efSearch. On the fitted face model (facelike.py) such a graph gave
-    # recall@10 0.982 at efSearch 80, 0.987 at 96 and 0.991 at 112: 96 leaves margin
-    # for build-to-build variance (scripts/sweep_hnsw.py 1000000 48 200).
+    # ~2/3 of its efSearch. On a collected gallery of the fitted face model (facelike.py,
+    # half the probes strangers) such a graph gave recall@10 0.975 at efSearch 96, 0.984
+    # at 112 and 0.988 at 128 (scripts/sweep_hnsw.py 1000000 48 200); on the earlier
+    # enrolled shape 96 gave 0.987.
     hnsw_m: int = 48
     hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 96
+    hnsw_ef_search: int = 112
+    # An HNSW graph drops the principal directions that together hold at most this share
+    # of a training sample's variance (0: keep every dimension).
+    subspace_residual: float = 1e-5
     ivf_nlist: int | None = None  # None: a power of two near sqrt(n), at least 256
-    ivf_nprobe: int | None = None  # None: nlist // 16, at least 16
-    pq_m: int = 32
-    ivf_candidates: int = 300
+    ivf_nprobe: int | None = None  # None: 3/32 of nlist, at least 16
+    pq_m: int = 64  # 4-bit sub-quantizers: 32 bytes a face
+    ivf_candidates: int = 200
     train_size: int = 200_000
     compact_ratio: float = 0.2  # rebuild when this fraction of a structure is tombstones
     build_chunk: int = 20_000  # rows added per call while building (cancellation points)
@@ -102,7 +121,7 @@ class FaissTuning:
     def nprobe_for(self, nlist: int) -> int:
         if self.ivf_nprobe is not None:
             return self.ivf_nprobe
-        return max(16, nlist // 16)
+        return max(16, nlist * 3 // 32)
 
     def nlist_for(self, count: int) -> int:
         if self.ivf_nlist is not None:
@@ -129,23 +148,81 @@ def omp_threads(n_queries: int, tuning: FaissTuning) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def new_structure(kind: StructureKind, dim: int, count: int, tuning: FaissTuning) -> Any:
-    """An empty, untrained structure of ``kind`` for about ``count`` vectors."""
+def subspace_dims(sample: npt.NDArray[np.float32], residual: float) -> int:
+    """The fewest principal directions of ``(n, d)`` ``sample`` that leave out at most
+    ``residual`` of its variance (``d`` when ``residual`` is 0 or the sample is tiny)."""
+    n, dim = sample.shape
+    if residual <= 0 or n <= dim:
+        return int(dim)
+    x = sample.astype(np.float64) - sample.mean(axis=0, dtype=np.float64)
+    eig = np.clip(np.linalg.eigvalsh(x.T @ x)[::-1], 0.0, None)
+    total = float(eig.sum())
+    if total <= 0:
+        return int(dim)
+    left_out = total - np.cumsum(eig)  # variance outside the first k+1 directions
+    return int(np.argmax(left_out <= residual * total)) + 1
+
+
+def new_structure(
+    kind: StructureKind,
+    dim: int,
+    count: int,
+    tuning: FaissTuning,
+    sample: npt.NDArray[np.float32] | None = None,
+) -> Any:
+    """An empty structure of ``kind`` for about ``count`` vectors.
+
+    ``sample`` (``(n, dim)`` float32, vectors like those to come) trains what the
+    structure needs: the principal subspace of an HNSW graph (without it, the graph
+    keeps every dimension) and an IVF-PQ's centroids and codebooks (without it, the
+    structure comes back untrained: call :func:`train`).
+    """
     faiss = import_faiss()
     if kind is StructureKind.FLAT:
         return faiss.IndexIDMap(faiss.IndexFlatL2(dim))
     if kind is StructureKind.HNSW:
-        inner = faiss.IndexHNSWFlat(dim, tuning.hnsw_m)
+        dims = dim if sample is None else subspace_dims(sample, tuning.subspace_residual)
+        inner = faiss.IndexHNSWFlat(dims, tuning.hnsw_m)
         inner.hnsw.efConstruction = tuning.hnsw_ef_construction
-        idmap = faiss.IndexIDMap(inner)
+        graph = inner
+        if sample is not None and dims < dim:
+            pca = faiss.PCAMatrix(dim, dims)
+            pca.train(np.ascontiguousarray(sample, dtype=np.float32))
+            graph = faiss.IndexPreTransform(pca, inner)
+            graph.own_fields = True  # it frees the projection and the graph
+            pca.this.disown()
+            inner.this.disown()
+        idmap = faiss.IndexIDMap(graph)
         idmap.own_fields = True
-        inner.this.disown()  # the IDMap frees it
+        graph.this.disown()  # the IDMap frees it
         return idmap
     quantizer = faiss.IndexFlatL2(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, tuning.nlist_for(count), tuning.pq_m, 8)
+    index = faiss.IndexIVFPQFastScan(quantizer, dim, tuning.nlist_for(count), tuning.pq_m, 4)
+    # Codes of the vectors themselves, not of their offsets from the list centroid: one
+    # lookup table per query instead of one per probed list. At a million faces that
+    # made searches 1.56x faster for recall@10 0.983 instead of 0.986 at the same nprobe.
+    index.by_residual = False
     index.own_fields = True
     quantizer.this.disown()
+    if sample is not None:
+        train(index, sample)
     return index
+
+
+def hnsw_graph(index: Any) -> Any | None:
+    """The ``IndexHNSW`` of an HNSW structure (under its id map and projection), else None."""
+    faiss = import_faiss()
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if isinstance(inner, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(inner.index)
+    return inner if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def search_dim(index: Any) -> int:
+    """Dimensions a structure computes distances in (fewer than its input's for a graph
+    in a principal subspace)."""
+    graph = hnsw_graph(index)
+    return int(graph.d if graph is not None else index.d)
 
 
 def kind_of(index: Any) -> StructureKind:
@@ -153,8 +230,7 @@ def kind_of(index: Any) -> StructureKind:
     faiss = import_faiss()
     if isinstance(index, faiss.IndexIVF):
         return StructureKind.IVFPQ
-    inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSW):
+    if hnsw_graph(index) is not None:
         return StructureKind.HNSW
     return StructureKind.FLAT
 
@@ -198,8 +274,8 @@ def resident_bytes(index: Any) -> int:
     if isinstance(index, faiss.IndexIVF):
         ivf = faiss.downcast_index(index)
         return n * (int(ivf.code_size) + 8) + int(ivf.nlist) * int(ivf.d) * 4
-    inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSW):
-        links = int(inner.hnsw.neighbors.size()) * 4
-        return n * (int(inner.storage.sa_code_size()) + 8 + 8) + links
-    return n * (int(inner.sa_code_size()) + 8)
+    graph = hnsw_graph(index)
+    if graph is not None:
+        links = int(graph.hnsw.neighbors.size()) * 4
+        return n * (int(graph.storage.sa_code_size()) + 8 + 8) + links
+    return n * (int(faiss.downcast_index(index.index).sa_code_size()) + 8)
