@@ -430,6 +430,8 @@ class FaissIndex:
         margin by float32 distance; float32 rounding (~1e-7 relative) cannot move a
         vector past that margin, so the float64 order of the survivors is final.
         """
+        if rows.shape[0] == 1:
+            return self._rerank_one(q[0], rows[0], kk)
         valid = rows >= 0
         valid &= self._live[np.where(valid, rows, 0)]
         safe = np.where(valid, rows, 0)
@@ -450,6 +452,28 @@ class FaissIndex:
         best_d2, best_ids = d2[line, order], cand_ids[line, order]
         best_ids[best_d2 == np.inf] = -1
         return np.sqrt(best_d2).astype(np.float32), best_ids
+
+    def _rerank_one(
+        self, q: FloatArray, rows: npt.NDArray[np.int64], kk: int
+    ) -> tuple[FloatArray, IdArray]:
+        """:meth:`_rerank` for one query's ``(c,)`` candidate rows, in fewer array calls
+        (a single search is dominated by their fixed cost)."""
+        rows = rows[rows >= 0]
+        rows = rows[self._live[rows]]
+        vecs = self._store.take(rows)
+        keep = kk + _RERANK_MARGIN
+        if rows.size > keep:
+            diff = vecs - q
+            near = np.argpartition(np.einsum("ij,ij->i", diff, diff), keep - 1)[:keep]
+            rows, vecs = rows[near], vecs[near]
+        diff64 = vecs.astype(np.float64) - q.astype(np.float64)
+        d2 = np.einsum("ij,ij->i", diff64, diff64)
+        ids = self._row_ids[rows]
+        order = np.lexsort((ids, d2))[:kk]
+        distances, found = empty_result(1, kk)
+        distances[0, : order.size] = np.sqrt(d2[order])
+        found[0, : order.size] = ids[order]
+        return distances, found
 
     def _maybe_rebuild(self) -> None:
         """Start a build if the live count calls for another structure or tombstones pile up."""

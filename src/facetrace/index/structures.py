@@ -14,8 +14,8 @@ ivfpq      larger                        ``IndexIVFPQFastScan`` (nlist ~ sqrt(n)
 =========  ============================  ====================================================
 
 At a million faces of a collected gallery (half the probes strangers), IVF-PQ with
-4-bit fast-scan codes and 200 candidates re-ranked exactly gave recall@10 0.982 at
-50x+ exhaustive search, built in 28 s with 168 B of RAM a face; the HNSW graph needed
+4-bit fast-scan codes and 200 candidates re-ranked exactly gave recall@10 0.988 at
+46-50x exhaustive search, built in 25 s with 165 B of RAM a face; the HNSW graph needed
 efSearch 112 for 0.980 at 37x, built in 487 s with 820 B a face (README "Index").
 
 dlib's 128-D descriptors span about 80 dimensions: real ones and the bench's synthetic
