@@ -182,12 +182,10 @@ class FaissIndex:
                         d2, rows = structure.search(q, cand, params=params)
                     except RuntimeError as exc:
                         raise IndexBackendError(f"faiss search failed: {exc}") from exc
-                if kind is StructureKind.HNSW and not pending.size:
-                    # HNSW returns live rows only (the selector drops tombstones). Over
-                    # full vectors its squared distances are exact; in a subspace they
-                    # are off by the dropped variance and are recomputed from the rows.
-                    if not self._full_dim:
-                        d2, rows = self._exact_order(q, rows)
+                if kind is StructureKind.HNSW and not pending.size and self._full_dim:
+                    # HNSW over full vectors returns exact squared distances of live
+                    # rows only (the selector drops tombstones): no re-ranking needed.
+                    # In a subspace they are off by the dropped variance: re-ranked below.
                     return self._hnsw_result(d2, rows, k)
             else:
                 rows = np.full((q.shape[0], 0), -1, dtype=np.int64)
@@ -381,19 +379,6 @@ class FaissIndex:
         out_d[:, : rows.shape[1]] = distances
         out_i[:, : rows.shape[1]] = ids
         return out_d, out_i
-
-    def _exact_order(
-        self, q: FloatArray, rows: npt.NDArray[np.int64]
-    ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-        """Exact squared distances of ``(n, c)`` candidate ``rows`` (-1: none) to ``q``,
-        and both sorted by them; a lean re-rank of a few live rows per query."""
-        found = rows >= 0
-        vecs = self._store.take(np.where(found, rows, 0).ravel()).reshape(*rows.shape, -1)
-        diff = vecs - q[:, None, :]
-        d2 = np.einsum("ijk,ijk->ij", diff, diff)
-        d2[~found] = np.inf
-        order = np.argsort(d2, axis=1, kind="stable")
-        return np.take_along_axis(d2, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
     def _scan(self, q: FloatArray, rows: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
         """Exhaustive top-``k`` rows among ``rows`` (not yet in the structure), -1 padded."""
