@@ -40,6 +40,7 @@ from facetrace.events import (
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import IngestGate
 from facetrace.governance.optout import suppressor_for
+from facetrace.identity.people import assign_new, group_by_person
 from facetrace.index.base import VectorIndex
 from facetrace.ingest.collect import InputKind, collect, input_kind
 from facetrace.ingest.fetch.policy import SourcePolicy
@@ -196,6 +197,7 @@ class FaceTrace:
                     thumbs_removed += 1
         if removed or added:
             self.index.save()
+        assign_new(self)  # faces an interrupted ingest stored but did not group
         return ReconcileReport(added, removed, thumbs_removed)
 
     # --- sources -----------------------------------------------------------
@@ -296,6 +298,7 @@ class FaceTrace:
         summary = pipeline.run(
             tasks, record, workers=workers, on_item=on_item, job_id=job_id, skip=skip
         )
+        assign_new(self)
         for host, items in sorted(gate.refused.items()):
             self.track_event(
                 IngestRefused(actor=actor, at=self.clock(), source=source, host=host, items=items)
@@ -436,6 +439,7 @@ class FaceTrace:
             worst_group_false_match_rate=self._worst_group_rate(),
             exclude=suppressor_for(self),
         )
+        results = group_by_person(self, results)
         result = SearchResult(
             faces=results, gallery_size=self.index.count(), probe_sha256=image.sha256
         )

@@ -169,6 +169,29 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(default=10, ge=1, le=1000, description="Matches returned per probe face.")
 
+    # --- people --------------------------------------------------------------
+    cluster_fmr: float = Field(
+        default=1e-4,
+        gt=0,
+        lt=1,
+        description="False-match rate (all impostor pairs) of the calibrated distance under "
+        "which faces are grouped into one person: a face or group joins another when the "
+        "root mean squared distance over all their pairs is below it.",
+    )
+    cluster_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Explicit grouping distance, overriding cluster_fmr (needed for a model "
+        "without a calibration table).",
+    )
+    cluster_votes: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Faces of a person that must each be within the grouping distance of a "
+        "newcomer (or every face, if the person has fewer) before it joins.",
+    )
+
     # --- governance ----------------------------------------------------------
     optout_threshold: float = Field(
         default=0.45,

@@ -190,3 +190,47 @@ class AuditExported(Event):
     kind: ClassVar[str] = "audit.exported"
     case_id: str
     entries: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeopleReclustered(Event):
+    """Every face grouped again; human decisions kept."""
+
+    kind: ClassVar[str] = "people.reclustered"
+    faces: int
+    people: int
+    threshold: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeopleMerged(Event):
+    kind: ClassVar[str] = "people.merged"
+    into: int
+    merged: list[int]
+    faces_moved: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonSplit(Event):
+    kind: ClassVar[str] = "people.split"
+    identity: int
+    new_identity: int
+    faces: list[int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonNamed(Event):
+    """A person named (or the name cleared, ``name`` None)."""
+
+    kind: ClassVar[str] = "people.named"
+    identity: int
+    name: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FacesRejected(Event):
+    """ "Not this person": faces taken out of an identity for good."""
+
+    kind: ClassVar[str] = "people.rejected"
+    identity: int
+    faces: list[int]

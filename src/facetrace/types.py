@@ -63,12 +63,15 @@ class Match:
     false_match_rate: float | None = None
     expected_false_matches: float | None = None
     worst_group_false_match_rate: float | None = None
+    person_id: int | None = None
+    """The identity the gallery groups this face into (None before grouping)."""
 
     def to_dict(self) -> dict[str, Any]:
         first = self.provenance[0] if self.provenance else None
         return {
             "face_id": self.face_id,
             "photo_id": self.photo_id,
+            "person_id": self.person_id,
             "distance": round(self.distance, 6),
             "score": round(self.score, 6),
             "false_match_rate": self.false_match_rate,
@@ -93,18 +96,52 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonHit:
+    """A probe face's matches grouped by the person the gallery holds them under.
+
+    ``face_ids``: the matched faces of this person, best first; ``faces``, ``photos``
+    and ``sources``: everything behind the person, matched or not (``facetrace people
+    show ID`` lists it). ``distance``: the best match's.
+    """
+
+    person_id: int
+    name: str | None
+    distance: float
+    false_match_rate: float | None
+    face_ids: tuple[int, ...]
+    faces: int
+    photos: int
+    sources: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "name": self.name,
+            "distance": round(self.distance, 6),
+            "false_match_rate": self.false_match_rate,
+            "matched_faces": list(self.face_ids),
+            "faces": self.faces,
+            "photos": self.photos,
+            "sources": self.sources,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeFace:
-    """One face found in a probe photo, with its ranked matches."""
+    """One face found in a probe photo, with its ranked matches and the people they
+    belong to (best first)."""
 
     bbox: BBox
     quality: float
     matches: tuple[Match, ...]
+    people: tuple[PersonHit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bbox": self.bbox.as_list(),
             "quality": round(self.quality, 4),
             "matches": [m.to_dict() for m in self.matches],
+            "people": [p.to_dict() for p in self.people],
         }
 
 

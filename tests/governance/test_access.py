@@ -21,7 +21,13 @@ from tests.governance.conftest import ADMIN, Clock, task
 # The policy, written out independently of the code's table.
 EXPECTED: dict[Role, set[Action]] = {
     Role.ADMIN: set(Action),
-    Role.INVESTIGATOR: {Action.SEARCH, Action.VERIFY, Action.MATCH_CONFIRM},
+    Role.INVESTIGATOR: {
+        Action.SEARCH,
+        Action.VERIFY,
+        Action.MATCH_CONFIRM,
+        Action.PEOPLE_VIEW,
+        Action.PEOPLE_EDIT,
+    },
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY},
 }
 
@@ -137,6 +143,13 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("keys", "revoke"), ["000000000000"], Action.KEYS_MANAGE),  # not one's own
     (("retention", "run"), [], Action.RETENTION_RUN),
     (("index", "stats"), ["--json"], None),
+    (("people", "list"), [], Action.PEOPLE_VIEW),
+    (("people", "show"), ["999"], Action.PEOPLE_VIEW),
+    (("people", "merge"), ["998", "999"], Action.PEOPLE_EDIT),
+    (("people", "split"), ["999", "--faces", "1"], Action.PEOPLE_EDIT),
+    (("people", "name"), ["999", "Nobody"], Action.PEOPLE_EDIT),
+    (("people", "reject"), ["999", "--faces", "1"], Action.PEOPLE_EDIT),
+    (("people", "recluster"), [], Action.PEOPLE_EDIT),
     (("index", "rebuild"), [], ADMIN_ONLY),
     (("index", "migrate"), ["--to", "exact"], ADMIN_ONLY),
     (("eval", "calibrate"), ["--images", MISSING], ADMIN_ONLY),

@@ -60,6 +60,13 @@ COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
     ("keys", "revoke"): AUTHENTICATED,
     ("retention", "run"): Action.RETENTION_RUN,
     ("index", "stats"): AUTHENTICATED,
+    ("people", "list"): Action.PEOPLE_VIEW,
+    ("people", "show"): Action.PEOPLE_VIEW,
+    ("people", "merge"): Action.PEOPLE_EDIT,
+    ("people", "split"): Action.PEOPLE_EDIT,
+    ("people", "name"): Action.PEOPLE_EDIT,
+    ("people", "reject"): Action.PEOPLE_EDIT,
+    ("people", "recluster"): Action.PEOPLE_EDIT,
     # index rebuild / migrate, eval calibrate and eval demographics --calibrate change
     # the gallery (its threshold): admins only.
 }
@@ -131,7 +138,7 @@ def gate_command(ctx: typer.Context, engine: FaceTrace) -> Actor:
     return actor
 
 
-def _actor_or_fail() -> Actor:
+def actor_or_fail() -> Actor:
     actor = current_actor()
     if actor is None:  # pragma: no cover - opened() always gates first
         raise AccessDeniedError("access denied: no authenticated actor")
@@ -156,7 +163,7 @@ def takedown(
     if (source is None) == (host is None):
         raise UsageError("give exactly one of --source NAME or --host DOMAIN")
     with opened(ctx) as engine:
-        actor = _actor_or_fail()
+        actor = actor_or_fail()
         receipt = (
             takedown_source(engine, actor, source)
             if source is not None
@@ -184,7 +191,7 @@ def optout(
     from facetrace.governance.optout import opt_out
 
     with opened(ctx) as engine:
-        receipt = opt_out(engine, _actor_or_fail(), photo)
+        receipt = opt_out(engine, actor_or_fail(), photo)
     if as_json:
         print_json(receipt.to_dict())
     else:
@@ -202,7 +209,7 @@ def confirm(
     from facetrace.governance.confirm import confirm_match
 
     with opened(ctx) as engine:
-        result = confirm_match(engine, _actor_or_fail(), face, case)
+        result = confirm_match(engine, actor_or_fail(), face, case)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -269,7 +276,7 @@ def audit_export(
     with opened(ctx) as engine:
         log = AuditLog(engine.store.engine)
         entries = log.entries(case)
-        actor = _actor_or_fail()
+        actor = actor_or_fail()
         engine.track_event(
             AuditExported(actor=actor.label, at=engine.clock(), case_id=case, entries=len(entries))
         )
@@ -304,7 +311,7 @@ def users_add(
 ) -> None:
     """Create a user and print their first API key (once)."""
     with opened(ctx) as engine:
-        issued = access.add_user(engine, _actor_or_fail(), name, role, expires_days=expires_days)
+        issued = access.add_user(engine, actor_or_fail(), name, role, expires_days=expires_days)
     _print_key(issued, as_json)
 
 
@@ -315,7 +322,7 @@ def users_list(
 ) -> None:
     """List users."""
     with opened(ctx) as engine:
-        users = access.list_users(engine, _actor_or_fail())
+        users = access.list_users(engine, actor_or_fail())
     rows = [
         {
             "name": u.name,
@@ -343,7 +350,7 @@ def users_list(
 def users_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Revoke a user and all their keys, effective immediately."""
     with opened(ctx) as engine:
-        access.revoke_user(engine, _actor_or_fail(), name)
+        access.revoke_user(engine, actor_or_fail(), name)
     console.print(f"user {name!r} and their keys are revoked", markup=False)
 
 
@@ -362,7 +369,7 @@ def keys_add(
     """Issue an API key and print it (once)."""
     with opened(ctx) as engine:
         issued = access.issue_key(
-            engine, _actor_or_fail(), user, scopes=scope or (), expires_days=expires_days
+            engine, actor_or_fail(), user, scopes=scope or (), expires_days=expires_days
         )
     _print_key(issued, as_json)
 
@@ -376,7 +383,7 @@ def keys_list(
 ) -> None:
     """List keys (ids, scopes, dates; never secrets)."""
     with opened(ctx) as engine:
-        keys = access.list_keys(engine, _actor_or_fail(), user)
+        keys = access.list_keys(engine, actor_or_fail(), user)
     rows = [
         {
             "key_id": k.key_id,
@@ -400,7 +407,7 @@ def keys_list(
 def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument()]) -> None:
     """Revoke a key, effective on its next use."""
     with opened(ctx) as engine:
-        access.revoke_key(engine, _actor_or_fail(), key_id)
+        access.revoke_key(engine, actor_or_fail(), key_id)
     console.print(f"key {key_id} revoked", markup=False)
 
 
@@ -418,7 +425,7 @@ def retention_run(
     from facetrace.governance.retention import run_retention
 
     with opened(ctx) as engine:
-        report = run_retention(engine, _actor_or_fail())
+        report = run_retention(engine, actor_or_fail())
     if as_json:
         print_json(report.to_dict())
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facetrace.cli import bench, demo, index_cmd, jobs, sources
+from facetrace.cli import bench, demo, index_cmd, jobs, people, sources
 from facetrace.cli import eval as eval_cmd
 from facetrace.cli import governance as governance_cli
 from facetrace.cli.common import (
@@ -33,6 +33,7 @@ app.add_typer(sources.app, name="sources")
 app.add_typer(bench.app, name="bench")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(people.app, name="people")
 app.add_typer(index_cmd.index_app, name="index")
 app.command("demo")(demo.demo)
 governance_cli.mount(app)

@@ -56,13 +56,24 @@ class Action(StrEnum):
     KEYS_MANAGE = "keys.manage"
     RETENTION_RUN = "retention.run"
     MATCH_CONFIRM = "match.confirm"
+    PEOPLE_VIEW = "people.view"
+    PEOPLE_EDIT = "people.edit"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     # Admins run the installation: collection, takedowns, opt-outs, people and keys.
     Role.ADMIN: frozenset(Action),
-    # Investigators search and verify, and take part in two-person confirmation.
-    Role.INVESTIGATOR: frozenset({Action.SEARCH, Action.VERIFY, Action.MATCH_CONFIRM}),
+    # Investigators search and verify, take part in two-person confirmation, and
+    # group, correct and name the people their searches find.
+    Role.INVESTIGATOR: frozenset(
+        {
+            Action.SEARCH,
+            Action.VERIFY,
+            Action.MATCH_CONFIRM,
+            Action.PEOPLE_VIEW,
+            Action.PEOPLE_EDIT,
+        }
+    ),
     # Auditors read and check the trail, nothing else.
     Role.AUDITOR: frozenset({Action.AUDIT_READ, Action.AUDIT_VERIFY}),
 }

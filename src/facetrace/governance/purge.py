@@ -19,6 +19,7 @@ import numpy as np
 
 from facetrace.governance.audit import canonical_json
 from facetrace.governance.repository import Deleted, GovernanceStore
+from facetrace.identity.repository import IdentityStore
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -83,5 +84,6 @@ def finish_purge(engine: FaceTrace, deleted: Deleted) -> PurgeResult:
         path = (home / rel).resolve()
         if path.is_relative_to(home) and wipe_file(path):
             wiped += 1
+    IdentityStore(engine.store.engine).drop_empty()  # no person left with no face
     scrubbed = GovernanceStore(engine.store.engine).scrub()
     return PurgeResult(deleted, removed, wiped, scrubbed)
