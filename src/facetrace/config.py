@@ -194,17 +194,30 @@ class Settings(BaseSettings):
 
     # --- governance ----------------------------------------------------------
     optout_threshold: float = Field(
-        default=0.45,
+        default=0.38,
         gt=0,
-        description="Strict distance under which a gallery face counts as the person "
-        "opting out and is deleted.",
+        description="Distance under which a gallery face counts as the person opting out on "
+        "its own (calibrated FMR about 9e-6 per pair) and is deleted.",
     )
-    optout_suppress_threshold: float = Field(
+    optout_group_threshold: float = Field(
+        default=0.42,
+        gt=0,
+        description="Opt-out reaches a group of faces near the reference (grouped at this "
+        "distance) when the reference's root mean squared distance to the group is under "
+        "it and at least two of the group's faces are each within it.",
+    )
+    optout_radius: float = Field(
         default=0.5,
         gt=0,
+        description="Faces further than this from the opt-out reference are never reached "
+        "(guards against chaining into other people).",
+    )
+    optout_suppress_threshold: float = Field(
+        default=0.38,
+        gt=0,
         description="Distance to an opt-out template under which a face is not stored at "
-        "ingest and never shown by search (looser than optout_threshold: a miss exposes "
-        "the person, a false suppression only drops a photo).",
+        "ingest and never shown by search (strict: each template's false suppressions add "
+        "up over every opt-out).",
     )
 
     # --- network -------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 From one photo of the person (its largest face) :func:`opt_out`
 
-1. deletes every gallery face closer than ``settings.optout_threshold`` (a strict
-   Euclidean distance, 0.45 by default, against 0.6 for a match), and any photo left
-   with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
+1. deletes the gallery faces the reference reaches (:func:`facetrace.identity.reach.reach`):
+   those closer than ``settings.optout_threshold`` (a strict Euclidean distance), and the
+   groups of faces near it that several close faces agree are the person; then any
+   photo left with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
 2. stores the probe descriptor as a *suppression template*: a row with a random id,
    the model id and the embedding, in its own table, with no face, photo, request or
    time that could link it to the gallery or to the audit trail;
@@ -12,7 +13,7 @@ From one photo of the person (its largest face) :func:`opt_out`
    or not the person was in the gallery (counts go to the audit log only).
 
 Afterwards :func:`suppressor_for` gives the pipeline's suppressor (faces closer than
-``settings.optout_suppress_threshold``, 0.5, to a template are not stored at ingest)
+``settings.optout_suppress_threshold`` to a template are not stored at ingest)
 and the search's ``exclude`` (such faces are never returned).
 """
 
@@ -31,6 +32,7 @@ from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge
 from facetrace.governance.repository import GovernanceStore
+from facetrace.identity.reach import ReachRule, reach
 from facetrace.store.repository import Store
 from facetrace.vision.imaging import decode_image, read_image_bytes
 
@@ -111,6 +113,26 @@ def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: floa
     return found
 
 
+def reached_faces(engine: FaceTrace, probe: np.ndarray) -> list[int]:
+    """Ids of the stored faces an opt-out with reference ``probe`` ``(dim,)`` reaches."""
+    settings = engine.settings
+    rule = ReachRule(
+        direct=settings.optout_threshold,
+        group_threshold=settings.optout_group_threshold,
+        radius=max(settings.optout_radius, settings.optout_threshold),
+        votes=settings.cluster_votes,
+    )
+    near = faces_within(engine.store, engine.analyzer.model_id, probe, rule.radius)
+    if not near:
+        return []
+    vecs = engine.store.embeddings(near, probe.shape[0])
+    records = engine.store.faces(near)
+    ids = [i for i in near if i in vecs and i in records]
+    photos = np.array([records[i].photo_id for i in ids], dtype=np.int64)
+    mask = reach(probe, np.stack([vecs[i] for i in ids]), photos, rule)
+    return [i for i, hit in zip(ids, mask, strict=True) if hit]
+
+
 def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
     """Process an opt-out from a photo of the person; see the module docstring."""
     require(engine, actor, Action.OPTOUT)
@@ -128,7 +150,7 @@ def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutRecei
         raise UsageError("no face found in the opt-out photo; use a clear photo of one face")
     probe = np.ascontiguousarray(embeddings[0], dtype=np.float32)
     repo = GovernanceStore(engine.store.engine)
-    matches = faces_within(engine.store, engine.analyzer.model_id, probe, settings.optout_threshold)
+    matches = reached_faces(engine, probe)
     deleted = repo.delete_faces(matches)
     repo.add_template(secrets.token_hex(16), engine.analyzer.model_id, probe)
     purge = finish_purge(engine, deleted)  # runs in full even when nothing matched

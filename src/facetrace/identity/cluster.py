@@ -24,6 +24,7 @@ clustering photo libraries use (Immich: at least 3 faces).
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -201,6 +202,66 @@ def average_linkage(
             if d < threshold:
                 heapq.heappush(heap, (d, min(keep, c), max(keep, c)))
     return _labels(n, groups.members.values())
+
+
+def choose_identity(
+    x: np.ndarray,
+    candidates: Mapping[int, tuple[np.ndarray, int]],
+    threshold: float,
+    votes: int,
+) -> int | None:
+    """The identity a new ``(dim,)`` face joins, or None to start one.
+
+    ``candidates``: identity -> ``((m, dim) its faces, how many of them are among the
+    face's nearest neighbours and closer than threshold)``; identities the face may not
+    join (same photo, rejected) are left out by the caller. The face joins the identity
+    with the smallest root mean squared distance to its faces, if that is under
+    ``threshold`` and at least ``min(votes, m)`` of its faces are close.
+    """
+    q = np.asarray(x, dtype=np.float64)
+    best: tuple[float, int] | None = None
+    for identity, (members, close) in candidates.items():
+        m = np.asarray(members, dtype=np.float64)
+        if m.shape[0] == 0 or close < min(votes, m.shape[0]):
+            continue
+        rms = float(np.sqrt(((m - q[None, :]) ** 2).sum(1).mean()))
+        if rms < threshold and (best is None or rms < best[0]):
+            best = (rms, identity)
+    return best[1] if best else None
+
+
+def incremental(
+    embeddings: np.ndarray, threshold: float, *, votes: int = 2, neighbours: int = 30
+) -> np.ndarray:
+    """Faces placed one at a time in order, as ingest places them (:func:`choose_identity`
+    over the identities of each face's ``neighbours`` nearest earlier faces); ``(n,)``
+    int64 labels. For evaluation; the engine does the same against its index."""
+    import faiss
+
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = x.shape[0]
+    labels = np.full(n, -1, dtype=np.int64)
+    members: dict[int, list[int]] = {}
+    index = faiss.IndexFlatL2(x.shape[1])
+    for i in range(n):
+        if i:
+            d2, nn = index.search(x[i : i + 1], min(neighbours, i))
+            close = Counter(
+                int(labels[j])
+                for j, dd in zip(nn[0], d2[0], strict=True)
+                if j >= 0 and np.sqrt(max(float(dd), 0.0)) < threshold
+            )
+            candidates = {c: (x[members[c]], k) for c, k in close.items()}
+            chosen = choose_identity(x[i], candidates, threshold, votes)
+        else:
+            chosen = None
+        if chosen is None:
+            chosen = len(members)
+            members[chosen] = []
+        members[chosen].append(i)
+        labels[i] = chosen
+        index.add(x[i : i + 1])
+    return labels
 
 
 def _labels(n: int, clusters: Iterable[list[int]]) -> np.ndarray:

@@ -31,7 +31,7 @@ from facetrace.events import (
     PersonSplit,
 )
 from facetrace.governance.access import Action, Actor, require
-from facetrace.identity.cluster import NO_PIN, Constraints, average_linkage
+from facetrace.identity.cluster import NO_PIN, Constraints, average_linkage, choose_identity
 from facetrace.identity.repository import IdentityStore, PersonSummary
 from facetrace.index.base import NO_RESULT
 from facetrace.types import Match, PersonHit, ProbeFace
@@ -60,12 +60,6 @@ def cluster_threshold(engine: FaceTrace) -> float:
 
 def _can_cluster(engine: FaceTrace) -> bool:
     return engine.settings.cluster_threshold is not None or engine.calibration is not None
-
-
-def _rms(x: np.ndarray, members: np.ndarray) -> float:
-    """Root mean squared distance from ``(dim,)`` x to ``(m, dim)`` members."""
-    d2 = ((members.astype(np.float64) - x.astype(np.float64)[None, :]) ** 2).sum(1)
-    return float(np.sqrt(d2.mean()))
 
 
 def assign_new(engine: FaceTrace, neighbours: int = 30) -> int:
@@ -119,23 +113,15 @@ def _best_identity(
 ) -> int | None:
     owners = repo.identity_of([i for i, _ in near])
     support = Counter(owners[i] for i, _ in near if i in owners)
-    if not support:
-        return None
     blocked = repo.identities_in_photo(photo_id) | repo.rejections(face_id)
-    best: tuple[float, int] | None = None
-    for identity, count in support.items():
+    candidates = {}
+    for identity, close in support.items():
         if identity in blocked:
             continue
-        members = repo.members(identity, MEMBER_SAMPLE)
-        if count < min(votes, len(members)):
-            continue
-        vecs = engine.store.embeddings(members, dim)
-        if not vecs:
-            continue
-        rms = _rms(x, np.stack(list(vecs.values())))
-        if rms < threshold and (best is None or rms < best[0]):
-            best = (rms, identity)
-    return best[1] if best else None
+        vecs = engine.store.embeddings(repo.members(identity, MEMBER_SAMPLE), dim)
+        if vecs:
+            candidates[identity] = (np.stack(list(vecs.values())), close)
+    return choose_identity(x, candidates, threshold, votes)
 
 
 def recluster(engine: FaceTrace, actor: Actor) -> PeopleReclustered:

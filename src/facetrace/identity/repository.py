@@ -177,9 +177,7 @@ class IdentityStore:
             pins = pins.where(fi.c.identity_id.in_(list(identity_ids)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            pinned: dict[int, int] = dict(
-                conn.execute(pins.group_by(fi.c.identity_id)).tuples().all()
-            )
+            pinned = {r[0]: int(r[1]) for r in conn.execute(pins.group_by(fi.c.identity_id))}
         out = [
             PersonSummary(
                 id=r.id,
