@@ -1,143 +1,122 @@
-"""Opt-out suppression on LFW: how often a person's *other* photos escape, and how often
-other people's photos are wrongly suppressed.
+"""Opt-out on LFW: how many of a person's other photos escape, and how many unrelated
+faces each opt-out wrongly hides, for the reference-only rule and the group rule.
 
-Protocol (people with >= 2 photos in ``--images``, one folder per person):
+Protocol (``--images``, one folder per person; descriptors from the engine's default
+pipeline, cached in ``--cache``):
 
-- every photo is embedded once (HOG detection, the face nearest the centre, dlib ResNet
-  descriptor through :class:`facetrace.vision.dlib_resnet.ResNetDescriptor`);
-- the people with >= 2 photos are split at random (``--seed``) into an *opted-out* half and
-  a *control* half; each opted-out person opts out with their first photo (the template);
-- **miss rate**: share of the opted-out people's *other* photos that the ingest suppressor
-  (:class:`facetrace.governance.optout.Suppression`, the pipeline's, with every template
-  loaded) would still store;
-- **false-suppression rate**: share of photos of people who did not opt out (the control
-  half and every one-photo person) that it would wrongly drop;
-- **per-template FSR**: chance that one template suppresses one unrelated photo (the
-  false-suppression rate grows about linearly with the number of opt-outs).
+- every person with >= 2 photos opts out with their first photo (the *template*); the
+  gallery is every other photo;
+- **miss rate**: share of the opted-out person's other photos the opt-out does not reach;
+- **per-template false suppression**: share of the other people's photos it reaches,
+  over every template x control pair (10,000 opt-outs hide about 10,000x this share);
+- ``reference-only``: faces closer than the direct distance (the old rule);
+  ``group``: :func:`facetrace.identity.reach.reach`, the engine's rule, with the
+  configured group distance and radius;
+- people are split in two halves by a hash of the name: the defaults were chosen on
+  half 0 and are reported on half 1 and on all.
 
 Usage::
 
-    nice -n 10 .venv/bin/python scripts/optout_lfw.py --images /work/shared/data/lfw-dev/images
+    .venv/bin/python scripts/optout_lfw.py --images /work/shared/data/lfw-dev/images \\
+        --cache /tmp/ft-eval
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
-import sys
 import time
+import zlib
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from facetrace.config import Settings
-from facetrace.governance.optout import Suppression
-from facetrace.vision.analyzer import build_analyzer
-from facetrace.vision.dlib_resnet import ResNetDescriptor
-from facetrace.vision.imaging import decode_image
+from facetrace.evaluation.variants import recipe
+from facetrace.identity.reach import ReachRule, reach
 
 
-def embed_all(images: Path, cache: Path | None) -> tuple[list[str], list[str], np.ndarray]:
-    """``(people, files, (n, 128) float32)`` for every photo with a detected face."""
-    if cache is not None and cache.exists():
-        data = np.load(cache)
-        return list(data["people"]), list(data["files"]), data["emb"]
-    analyzer = build_analyzer(Settings(home=Path("/tmp/facetrace-optout-lfw"), workers=1))
-    descriptor = ResNetDescriptor(threads=1)
-    people, files, embs = [], [], []
-    paths = sorted(images.glob("*/*.jpg"))
-    start = time.perf_counter()
-    for n, path in enumerate(paths, 1):
-        image = decode_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8).pixels
-        shapes = analyzer.shapes(image)
-        if shapes:
-            cx, cy = image.shape[1] / 2, image.shape[0] / 2
-
-            def off_centre(s: object, cx: float = cx, cy: float = cy) -> float:
-                b = s.detection.bbox  # type: ignore[attr-defined]
-                dx, dy = (b.left + b.right) / 2 - cx, (b.top + b.bottom) / 2 - cy
-                return float(dx**2 + dy**2)
-
-            shape = min(shapes, key=off_centre)
-            chips = analyzer.embedder.chips(image, [shape])  # type: ignore[attr-defined]
-            embs.append(descriptor.compute(chips)[0])
+def describe(images: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    describer = recipe("default", cache)
+    embs, people = [], []
+    for path in sorted(images.glob("*/*.jpg")):
+        found = describer.describe(path, path.relative_to(images).as_posix())
+        if found.embedding is not None:
+            embs.append(found.embedding)
             people.append(path.parent.name)
-            files.append(path.name)
-        if n % 500 == 0:
-            rate = n / (time.perf_counter() - start)
-            print(f"embedded {n}/{len(paths)} ({rate:.1f} img/s)", file=sys.stderr)
-    emb = np.asarray(embs, dtype=np.float32)
-    if cache is not None:
-        np.savez(cache, people=np.asarray(people), files=np.asarray(files), emb=emb)
-    return people, files, emb
+    describer.flush()
+    return np.asarray(embs, dtype=np.float64), np.asarray(people)
 
 
 def evaluate(
-    people: list[str], emb: np.ndarray, thresholds: list[float], seed: int
+    emb: np.ndarray, people: np.ndarray, directs: list[float], settings: Settings
 ) -> dict[str, object]:
-    by_person: dict[str, list[int]] = {}
+    rows_of: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(people):
-        by_person.setdefault(p, []).append(i)
-    multi = sorted(p for p, rows in by_person.items() if len(rows) >= 2)
-    rng = random.Random(seed)
-    shuffled = multi[:]
-    rng.shuffle(shuffled)
-    opted = set(shuffled[: len(shuffled) // 2])
-    templates = [by_person[p][0] for p in sorted(opted)]
-    owner = {t: people[t] for t in templates}
-    others_of_opted = [i for p in sorted(opted) for i in by_person[p][1:]]
-    control = [i for p, rows in by_person.items() if p not in opted for i in rows]
-    t_emb = emb[templates]
-    rows = []
-    for thr in thresholds:
-        sup = Suppression(t_emb, thr)
-        missed_all = int((~sup(emb[others_of_opted])).sum())
-        own_missed = 0
-        for p in sorted(opted):
-            own = Suppression(emb[by_person[p][:1]], thr)
-            own_missed += int((~own(emb[by_person[p][1:]])).sum())
-        false = int(sup(emb[control]).sum())
-        # Per-template: one template against every photo of every other person.
-        d = np.sqrt(
-            np.maximum(
-                (emb[control] ** 2).sum(1)[:, None]
-                - 2 * emb[control].astype(np.float64) @ t_emb.T.astype(np.float64)
-                + (t_emb.astype(np.float64) ** 2).sum(1)[None, :],
-                0,
-            )
+        rows_of[str(p)].append(i)
+    multi = sorted(p for p, rows in rows_of.items() if len(rows) >= 2)
+    templates = np.array([rows_of[p][0] for p in multi])
+    gallery = np.setdiff1d(np.arange(len(people)), templates)
+    g, gp = emb[gallery], people[gallery]
+    d = np.sqrt(
+        np.maximum(
+            (emb[templates] ** 2).sum(1)[:, None]
+            - 2 * emb[templates] @ g.T
+            + (g**2).sum(1)[None, :],
+            0,
         )
-        pair_fsr = float((d < thr).mean())
-        rows.append(
-            {
-                "threshold": thr,
-                "miss_rate": round(own_missed / len(others_of_opted), 4),
-                "miss_rate_all_templates": round(missed_all / len(others_of_opted), 4),
-                "false_suppression_rate": round(false / len(control), 4),
-                "per_template_fsr": round(pair_fsr, 6),
-            }
+    )
+    half = np.array([zlib.crc32(p.encode()) % 2 for p in multi])
+    curves: dict[str, list[dict[str, object]]] = {"reference-only": [], "group": []}
+    for direct in directs:
+        rule = ReachRule(
+            direct=direct,
+            group_threshold=settings.optout_group_threshold,
+            radius=max(settings.optout_radius, direct),
+            votes=settings.cluster_votes,
         )
-    del owner
+        counts = {name: np.zeros((len(multi), 4)) for name in curves}
+        for t, person in enumerate(multi):
+            own = gp == person
+            alone = d[t] < direct
+            near = np.flatnonzero(d[t] < rule.radius)
+            grouped = np.zeros(len(gallery), dtype=bool)
+            grouped[near[reach(emb[templates[t]], g[near], gallery[near], rule)]] = True
+            for name, hit in (("reference-only", alone), ("group", grouped)):
+                counts[name][t] = [(own & ~hit).sum(), own.sum(), (~own & hit).sum(), (~own).sum()]
+        for name, c in counts.items():
+            row: dict[str, object] = {"direct": direct}
+            for label, mask in (("half0", half == 0), ("half1", half == 1), ("all", half >= 0)):
+                s = c[mask].sum(0)
+                row[label] = {
+                    "miss_rate": round(s[0] / s[1], 4),
+                    "per_template_fsr": float(f"{s[2] / s[3]:.3g}"),
+                    "false_suppressions": int(s[2]),
+                    "pairs": int(s[3]),
+                }
+            curves[name].append(row)
     return {
-        "photos_with_face": len(people),
-        "people_opted_out": len(opted),
-        "other_photos_of_opted_out": len(others_of_opted),
-        "control_photos": len(control),
-        "seed": seed,
-        "results": rows,
+        "templates": len(multi),
+        "gallery": len(gallery),
+        "group_threshold": settings.optout_group_threshold,
+        "radius": settings.optout_radius,
+        "default_direct": settings.optout_threshold,
+        "curves": curves,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=Path("/work/shared/data/lfw-dev/images"))
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.45, 0.5, 0.55, 0.6])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=None, help="npz of embeddings to reuse")
+    parser.add_argument("--cache", type=Path, required=True, help="descriptor cache folder")
+    parser.add_argument(
+        "--directs", type=float, nargs="+", default=[0.34, 0.36, 0.38, 0.4, 0.42, 0.45]
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    people, _files, emb = embed_all(args.images, args.cache)
-    report = evaluate(people, emb, args.thresholds, args.seed)
+    emb, people = describe(args.images, args.cache)
+    report = evaluate(emb, people, args.directs, Settings())
     report["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(report, indent=2))
     return 0

@@ -241,6 +241,7 @@ UNGATED = {
     ("bench", "search"),
     ("eval", "pairs"),
     ("eval", "identify"),
+    ("eval", "cluster"),
 }
 
 

@@ -233,6 +233,84 @@ def identify(
 
 @app.command()
 @handle_errors
+def cluster(
+    ctx: typer.Context,
+    images: Annotated[
+        Path, typer.Option("--images", help="Folder of photos, one subfolder per person.")
+    ],
+    variant: VariantOpt = None,
+    cache: CacheOpt = None,
+    fallback: FallbackOpt = "cnn",
+    as_json: JsonOpt = False,
+) -> None:
+    """Group faces into people and score it (BCubed, pairwise) against the folders,
+    beside Chinese whispers and DBSCAN on the same descriptors."""
+    import numpy as np
+
+    from facetrace.evaluation.calibration import load_calibration
+    from facetrace.evaluation.clustering import evaluate_clustering
+
+    settings = settings_from(ctx)
+    describer = _describer(settings, variant, cache, fallback)
+    files = sorted(p for p in images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not files:
+        raise UsageError(f"no photos under {images}")
+    embs, truth, failed = [], [], 0
+    for path in files:
+        found = describer.describe(path, path.relative_to(images).as_posix())
+        if found.embedding is None:
+            failed += 1
+            continue
+        embs.append(found.embedding)
+        truth.append(path.parent.relative_to(images).as_posix())
+    if hasattr(describer, "flush"):
+        describer.flush()
+    if settings.cluster_threshold is not None:
+        threshold = settings.cluster_threshold
+    else:
+        calibration = load_calibration(describer.embedder.model_id, settings.home)
+        if calibration is None:
+            raise UsageError("this model has no calibration; set FACETRACE_CLUSTER_THRESHOLD")
+        threshold = calibration.threshold_at(settings.cluster_fmr)
+    scores = evaluate_clustering(
+        np.asarray(embs, dtype=np.float32),
+        np.asarray(truth),
+        threshold=threshold,
+        votes=settings.cluster_votes,
+    )
+    data = {
+        "command": shlex.join(sys.argv),
+        "images": len(files),
+        "failed": failed,
+        "threshold": round(threshold, 4),
+        "cluster_fmr": settings.cluster_fmr,
+        "votes": settings.cluster_votes,
+        "results": [s.to_dict() for s in scores],
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"{len(embs)} faces of {scores[0].identities} people ({failed} photos without a face); "
+        f"grouping distance {threshold:.3f} (FMR {settings.cluster_fmr:g}), votes "
+        f"{settings.cluster_votes}"
+    )
+    table = Table("method", "BCubed P", "BCubed R", "BCubed F1", "pair P", "pair R", "clusters")
+    for s in scores:
+        table.add_row(
+            s.method,
+            f"{s.bcubed_precision:.4f}",
+            f"{s.bcubed_recall:.4f}",
+            f"{s.bcubed_f1:.4f}",
+            f"{s.pairwise_precision:.4f}",
+            f"{s.pairwise_recall:.4f}",
+            str(s.clusters),
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
 def calibrate(
     ctx: typer.Context,
     images: Annotated[

@@ -72,3 +72,33 @@ def score_clusters(method: str, truth: np.ndarray, labels: np.ndarray) -> Cluste
         pairwise_recall=same_both / same_truth if same_truth else 1.0,
         singletons=int((cluster_size == 1).sum()),
     )
+
+
+def evaluate_clustering(
+    embeddings: np.ndarray,
+    truth: np.ndarray,
+    *,
+    threshold: float,
+    votes: int,
+    baseline_threshold: float = 0.5,
+) -> list[ClusterScores]:
+    """facetrace's grouping (full average linkage, and incremental as ingest does it)
+    and the two baselines on the same ``(n, dim)`` descriptors, scored against ``(n,)``
+    true identities. Baselines: dlib's Chinese whispers at ``baseline_threshold`` (the
+    0.5 of dlib's face-clustering example) and at ``threshold``; DBSCAN with at least 3
+    faces (as Immich) at both distances."""
+    from facetrace.identity.cluster import (
+        average_linkage,
+        chinese_whispers,
+        density_clusters,
+        incremental,
+    )
+
+    runs = [
+        ("facetrace", average_linkage(embeddings, threshold, votes=votes)),
+        ("facetrace-incremental", incremental(embeddings, threshold, votes=votes)),
+    ]
+    for t in sorted({baseline_threshold, threshold}):
+        runs.append((f"chinese-whispers@{t:.3f}", chinese_whispers(embeddings, t)))
+        runs.append((f"dbscan-min3@{t:.3f}", density_clusters(embeddings, t, 3)))
+    return [score_clusters(name, truth, labels) for name, labels in runs]
