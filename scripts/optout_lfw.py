@@ -10,8 +10,8 @@ pipeline, cached in ``--cache``):
 - **per-template false suppression**: share of the other people's photos it reaches,
   over every template x control pair (10,000 opt-outs hide about 10,000x this share);
 - ``reference-only``: faces closer than the direct distance (the old rule);
-  ``group``: :func:`facetrace.identity.reach.reach`, the engine's rule, with the
-  configured group distance and radius;
+  ``group``: :func:`facetrace.identity.reach.reach`, the engine's rule (the person
+  grown from the reference), with the configured distances;
 - people are split in two halves by a hash of the name: the defaults were chosen on
   half 0 and are reported on half 1 and on all.
 
@@ -73,8 +73,9 @@ def evaluate(
         rule = ReachRule(
             direct=direct,
             group_threshold=settings.optout_group_threshold,
+            agree=settings.optout_agree,
             radius=max(settings.optout_radius, direct),
-            votes=settings.cluster_votes,
+            votes=settings.optout_votes,
         )
         counts = {name: np.zeros((len(multi), 4)) for name in curves}
         for t, person in enumerate(multi):
@@ -100,6 +101,8 @@ def evaluate(
         "templates": len(multi),
         "gallery": len(gallery),
         "group_threshold": settings.optout_group_threshold,
+        "agree": settings.optout_agree,
+        "votes": settings.optout_votes,
         "radius": settings.optout_radius,
         "default_direct": settings.optout_threshold,
         "curves": curves,

@@ -200,17 +200,30 @@ class Settings(BaseSettings):
         "its own (calibrated FMR about 9e-6 per pair) and is deleted.",
     )
     optout_group_threshold: float = Field(
+        default=0.48,
+        gt=0,
+        description="Opt-out grows the person from the reference: a face within "
+        "optout_radius joins when its root mean squared distance to the faces reached so "
+        "far (and the reference) is under this ...",
+    )
+    optout_agree: float = Field(
         default=0.42,
         gt=0,
-        description="Opt-out reaches a group of faces near the reference (grouped at this "
-        "distance) when the reference's root mean squared distance to the group is under "
-        "it and at least two of the group's faces are each within it.",
+        description="... and at least optout_votes of them (or all, if fewer) are each "
+        "closer than this.",
+    )
+    optout_votes: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Faces of the person reached so far that must agree before opt-out "
+        "reaches another face.",
     )
     optout_radius: float = Field(
-        default=0.5,
+        default=0.6,
         gt=0,
         description="Faces further than this from the opt-out reference are never reached "
-        "(guards against chaining into other people).",
+        "(bounds the growth, so it cannot chain into other people).",
     )
     optout_suppress_threshold: float = Field(
         default=0.38,

@@ -185,22 +185,40 @@ def test_optout_reaches_a_face_the_reference_alone_misses(
     assert IdentityStore(ft.store.engine).summaries()  # the other Johns keep their people
 
 
-def test_reach_needs_several_agreeing_faces() -> None:
-    rng = np.random.default_rng(0)
-    ref = np.zeros(8)
-    rule = ReachRule(direct=0.38, group_threshold=0.42, radius=0.5)
-    # A tight group at 0.40 from the reference: beyond direct, reached as a group.
-    centre = np.zeros(8)
-    centre[0] = 0.39
-    group = centre + rng.normal(0, 0.02, (4, 8)) * np.eye(8)[1]
-    # One lone face at the same distance: not reached (only one face agrees).
-    lone = np.zeros((1, 8))
-    lone[0, 2] = 0.40
-    faces = np.vstack([group, lone])
-    hit = reach(ref, faces, np.arange(5), rule)
-    assert hit[:4].all() and not hit[4]
-    # The same group spread over two photos' worth of faces of one photo is not one group.
-    assert not reach(ref, faces[:2], np.array([7, 7]), rule).any()
+def test_reach_grows_only_where_several_faces_agree() -> None:
+    rule = ReachRule(direct=0.38, group_threshold=0.48, agree=0.42, radius=0.6, votes=3)
+    ref = np.zeros(3)
+
+    def at(*xyz: float) -> np.ndarray:
+        return np.array(xyz, dtype=np.float64)
+
+    # Three faces reached directly, then a chain: 0.45 and 0.56 from the reference,
+    # each close to three of the faces reached before it.
+    person = np.stack(
+        [at(0.3, 0, 0), at(0.25, 0.1, 0), at(0.3, 0.1, 0.05), at(0.4, 0.2, 0), at(0.45, 0.33, 0)]
+    )
+    # A lookalike at 0.45 from the reference but in another direction: only the
+    # reference is anywhere near it, so it stays.
+    lookalike = at(-0.2, 0, 0.4)
+    faces = np.vstack([person, lookalike])
+    d = np.linalg.norm(faces, axis=1)
+    assert (d[3:] > rule.direct).all()  # the reference alone misses three faces
+    hit = reach(ref, faces, np.arange(6), rule)
+    assert hit.tolist() == [True, True, True, True, True, False]
+    # With two faces reached directly, the 0.45 face has only two of three agreeing.
+    assert reach(ref, np.delete(faces, 2, 0), np.arange(5), rule).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    # Beyond the radius nothing is reached, however well it agrees.
+    far = np.vstack([person, at(0.62, 0.2, 0)])
+    assert not reach(ref, far, np.arange(6), rule)[5]
+    # Two faces of one photo: at most one of them is the person.
+    twin = reach(ref, person[:2], np.array([7, 7]), rule)
+    assert twin.sum() == 1
 
 
 def test_average_linkage_keeps_pins_and_photos_apart() -> None:
@@ -215,4 +233,10 @@ def test_average_linkage_keeps_pins_and_photos_apart() -> None:
         average_linkage(x, 0.5, constraints=same_photo)[0]
         != average_linkage(x, 0.5, constraints=same_photo)[1]
     )
-    assert list(incremental(x, 0.5, votes=1)) == [0, 0, 0, 1, 1]
+    labels = incremental(x, 0.5, votes=1)
+    assert len(set(labels[:3])) == 1 and labels[3] == labels[4] != labels[0]
+    # Two faces too far apart to join, then a face between them: it joins the first,
+    # and the grown identity and the second pass the group test, so they merge.
+    bridged = incremental(np.array([[0.0], [0.8], [0.4]]), 0.7, votes=1)
+    assert len(set(bridged)) == 1
+    assert len(set(incremental(np.array([[0.0], [0.8]]), 0.7, votes=1))) == 2

@@ -3,9 +3,9 @@
 From one photo of the person (its largest face) :func:`opt_out`
 
 1. deletes the gallery faces the reference reaches (:func:`facetrace.identity.reach.reach`):
-   those closer than ``settings.optout_threshold`` (a strict Euclidean distance), and the
-   groups of faces near it that several close faces agree are the person; then any
-   photo left with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
+   those closer than ``settings.optout_threshold`` (a strict Euclidean distance), and
+   then each face that the person's photos reached so far agree on; then any photo
+   left with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
 2. stores the probe descriptor as a *suppression template*: a row with a random id,
    the model id and the embedding, in its own table, with no face, photo, request or
    time that could link it to the gallery or to the audit trail;
@@ -119,8 +119,9 @@ def reached_faces(engine: FaceTrace, probe: np.ndarray) -> list[int]:
     rule = ReachRule(
         direct=settings.optout_threshold,
         group_threshold=settings.optout_group_threshold,
+        agree=settings.optout_agree,
         radius=max(settings.optout_radius, settings.optout_threshold),
-        votes=settings.cluster_votes,
+        votes=settings.optout_votes,
     )
     near = faces_within(engine.store, engine.analyzer.model_id, probe, rule.radius)
     if not near:

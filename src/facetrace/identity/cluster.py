@@ -230,12 +230,41 @@ def choose_identity(
     return best[1] if best else None
 
 
+def choose_merge(
+    group: np.ndarray, others: Mapping[int, np.ndarray], threshold: float, votes: int
+) -> int | None:
+    """The identity that the ``(m, dim)`` faces of a grown identity should now merge
+    with, or None: the smallest root mean squared distance over all cross pairs, under
+    ``threshold``, with at least ``min(votes, pairs)`` cross pairs closer than it.
+
+    ``others``: identity -> its ``(k, dim)`` faces; identities the group may not join
+    (shared photo, rejection, a second pin) are left out by the caller. This is the
+    step that lets one face bridge two parts of a person that arrived apart, as full
+    average linkage would join them.
+    """
+    a = np.asarray(group, dtype=np.float64)
+    best: tuple[float, int] | None = None
+    for identity, vecs in others.items():
+        b = np.asarray(vecs, dtype=np.float64)
+        if a.shape[0] == 0 or b.shape[0] == 0:
+            continue
+        d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
+        d2 = np.maximum(d2, 0.0)
+        close = int((d2 < threshold * threshold).sum())
+        rms = float(np.sqrt(d2.mean()))
+        if rms < threshold and close >= min(votes, d2.size) and (best is None or rms < best[0]):
+            best = (rms, identity)
+    return best[1] if best else None
+
+
 def incremental(
     embeddings: np.ndarray, threshold: float, *, votes: int = 2, neighbours: int = 30
 ) -> np.ndarray:
-    """Faces placed one at a time in order, as ingest places them (:func:`choose_identity`
-    over the identities of each face's ``neighbours`` nearest earlier faces); ``(n,)``
-    int64 labels. For evaluation; the engine does the same against its index."""
+    """Faces placed one at a time in order, as ingest places them: each joins an
+    identity (:func:`choose_identity` over the identities of its ``neighbours`` nearest
+    earlier faces) or starts one, and the identity it is in then merges with another
+    of those identities while :func:`choose_merge` finds one. ``(n,)`` int64 labels.
+    For evaluation; the engine does the same against its index."""
     import faiss
 
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -244,6 +273,7 @@ def incremental(
     members: dict[int, list[int]] = {}
     index = faiss.IndexFlatL2(x.shape[1])
     for i in range(n):
+        close: Counter[int] = Counter()
         if i:
             d2, nn = index.search(x[i : i + 1], min(neighbours, i))
             close = Counter(
@@ -251,16 +281,24 @@ def incremental(
                 for j, dd in zip(nn[0], d2[0], strict=True)
                 if j >= 0 and np.sqrt(max(float(dd), 0.0)) < threshold
             )
-            candidates = {c: (x[members[c]], k) for c, k in close.items()}
-            chosen = choose_identity(x[i], candidates, threshold, votes)
-        else:
-            chosen = None
+        candidates = {c: (x[members[c]], k) for c, k in close.items()}
+        chosen = choose_identity(x[i], candidates, threshold, votes)
         if chosen is None:
-            chosen = len(members)
+            chosen = i  # a new identity takes the id of its first face
             members[chosen] = []
         members[chosen].append(i)
         labels[i] = chosen
         index.add(x[i : i + 1])
+        others = set(close) - {chosen}
+        while others:
+            other = choose_merge(
+                x[members[chosen]], {c: x[members[c]] for c in others}, threshold, votes
+            )
+            if other is None:
+                break
+            members[chosen] += members.pop(other)
+            labels[labels == other] = chosen
+            others.discard(other)
     return labels
 
 

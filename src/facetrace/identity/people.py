@@ -4,7 +4,8 @@
   ingested: a face joins the identity whose faces it is closest to on average (root mean
   squared distance, over the identity's faces) when that is under the clustering
   threshold and at least ``cluster_votes`` of its nearest faces there agree; otherwise it
-  starts an identity. No full recompute.
+  starts an identity. That identity then merges with a nearby one when the two pass the
+  same test as groups (a new face can bridge two parts of one person). No full recompute.
 - :func:`recluster` groups every face again (:func:`facetrace.identity.cluster.average_linkage`)
   and keeps every human decision: pinned faces stay, pinned identities never join each
   other, rejected faces never return.
@@ -31,7 +32,13 @@ from facetrace.events import (
     PersonSplit,
 )
 from facetrace.governance.access import Action, Actor, require
-from facetrace.identity.cluster import NO_PIN, Constraints, average_linkage, choose_identity
+from facetrace.identity.cluster import (
+    NO_PIN,
+    Constraints,
+    average_linkage,
+    choose_identity,
+    choose_merge,
+)
 from facetrace.identity.repository import IdentityStore, PersonSummary
 from facetrace.index.base import NO_RESULT
 from facetrace.types import Match, PersonHit, ProbeFace
@@ -59,13 +66,20 @@ def cluster_threshold(engine: FaceTrace) -> float:
 
 
 def _can_cluster(engine: FaceTrace) -> bool:
-    return engine.settings.cluster_threshold is not None or engine.calibration is not None
+    """Whether a grouping distance exists: set, or resolved by the model's calibration
+    (a table from too few impostor pairs cannot resolve ``cluster_fmr``)."""
+    if engine.settings.cluster_threshold is not None:
+        return True
+    calibration = engine.calibration
+    return calibration is not None and calibration.min_rate <= engine.settings.cluster_fmr
 
 
 def assign_new(engine: FaceTrace, neighbours: int = 30) -> int:
     """Give every face without an identity one (see the module docstring); returns how
     many faces were placed. Safe to rerun: an interrupted run leaves faces unplaced,
-    and the next one (each ingest, and every open of the gallery) places them."""
+    and the next one (each ingest, and every open of the gallery) places them. Without
+    a grouping distance (a model with no usable calibration) faces wait unplaced, and
+    ``people`` commands say why."""
     if not _can_cluster(engine):
         return 0
     repo = IdentityStore(engine.store.engine)
@@ -90,14 +104,53 @@ def assign_new(engine: FaceTrace, neighbours: int = 30) -> int:
                 for d, i in zip(row_d, row_i, strict=True)
                 if i != NO_RESULT and int(i) != face_id and d < threshold
             ]
-            target = _best_identity(
+            target, nearby = _best_identity(
                 engine, repo, face_id, photo_id, embs[face_id], near, threshold, votes, dim
             )
             now = engine.clock()
             if target is None:
                 target = repo.create(engine.analyzer.model_id, now)
             repo.place([face_id], target, now, pinned=False)
+            _merge_bridged(engine, repo, target, nearby - {target}, threshold, votes, dim)
     return len(pending)
+
+
+def _vectors(engine: FaceTrace, repo: IdentityStore, identity: int, dim: int) -> np.ndarray:
+    vecs = engine.store.embeddings(repo.members(identity, MEMBER_SAMPLE), dim)
+    return np.stack(list(vecs.values())) if vecs else np.zeros((0, dim), np.float32)
+
+
+def _merge_bridged(
+    engine: FaceTrace,
+    repo: IdentityStore,
+    target: int,
+    others: set[int],
+    threshold: float,
+    votes: int,
+    dim: int,
+) -> None:
+    """Merge ``target`` with the nearby identities that :func:`choose_merge` accepts,
+    one at a time: a new face can show that two parts of one person belong together.
+    Never two pinned identities, two that share a photo, or across a rejection."""
+    while others:
+        pinned = bool(repo.pinned_faces(target))
+        photos = repo.photos_of(target)
+        allowed = {}
+        for other in sorted(others):
+            if (pinned and repo.pinned_faces(other)) or photos & repo.photos_of(other):
+                continue
+            if repo.rejected_between(target, other):
+                continue
+            allowed[other] = _vectors(engine, repo, other, dim)
+        chosen = choose_merge(_vectors(engine, repo, target, dim), allowed, threshold, votes)
+        if chosen is None:
+            return
+        keep, gone = (chosen, target) if repo.pinned_faces(chosen) else (target, chosen)
+        repo.place(repo.members(gone), keep, engine.clock(), pinned=False)
+        repo.drop_empty()
+        others.discard(chosen)
+        others.discard(target)
+        target = keep
 
 
 def _best_identity(
@@ -110,9 +163,11 @@ def _best_identity(
     threshold: float,
     votes: int,
     dim: int,
-) -> int | None:
+) -> tuple[int | None, set[int]]:
+    """The identity the face joins (None: a new one), and every identity near it."""
     owners = repo.identity_of([i for i, _ in near])
     support = Counter(owners[i] for i, _ in near if i in owners)
+    nearby = set(support)
     blocked = repo.identities_in_photo(photo_id) | repo.rejections(face_id)
     candidates = {}
     for identity, close in support.items():
@@ -121,7 +176,7 @@ def _best_identity(
         vecs = engine.store.embeddings(repo.members(identity, MEMBER_SAMPLE), dim)
         if vecs:
             candidates[identity] = (np.stack(list(vecs.values())), close)
-    return choose_identity(x, candidates, threshold, votes)
+    return choose_identity(x, candidates, threshold, votes), nearby
 
 
 def recluster(engine: FaceTrace, actor: Actor) -> PeopleReclustered:

@@ -147,6 +147,21 @@ class IdentityStore:
                 ).scalars()
             )
 
+    def rejected_between(self, a: int, b: int) -> bool:
+        """Whether a face of either identity was rejected from the other."""
+        r, fi = identity_rejections, face_identities
+        query = (
+            select(r.c.face_id)
+            .join(fi, fi.c.face_id == r.c.face_id)
+            .where(
+                ((fi.c.identity_id == a) & (r.c.identity_id == b))
+                | ((fi.c.identity_id == b) & (r.c.identity_id == a))
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def exists(self, identity_id: int) -> bool:
         with self.engine.connect() as conn:
             return (
