@@ -50,17 +50,20 @@ def test_optout_deletes_suppresses_and_filters(
     receipt = opt_out(ft, ADMIN, SALLEY[0])
 
     left = {int(i) for i in ft.store.face_ids()}
-    assert not near & left and left == set(ids) - near
-    assert not np.isin(sorted(near), ft.index.ids()).any()
+    gone = set(ids) - left
+    assert near <= gone  # everything the reference alone reaches, and more of Salley:
+    assert len(gone) <= len(SALLEY[1:6])
+    assert not np.isin(sorted(gone), ft.index.ids()).any()
+    salley_left = {i for i in left if np.linalg.norm(stored[i] - probe) < 0.6}
+    assert not salley_left & gone
     # New photos of the person are not stored at ingest; other people's are.
     newcomers = SALLEY[6:] + SIMM[4:6]
     summary = ft.ingest_tasks([task(p, "/new/" + p.name) for p in newcomers], source="s", workers=1)
     loose = ft.settings.optout_suppress_threshold
     close = [p for p in newcomers if np.linalg.norm(_embedding(analyzer, p) - probe) < loose]
-    assert close and all(p in SALLEY for p in close)
-    for p in newcomers:
-        assert (ft.store.photo_id_by_sha(_sha(p)) is None) == (p in close), p
-    assert summary.suppressed_faces == len(close)
+    dropped = [p for p in newcomers if ft.store.photo_id_by_sha(_sha(p)) is None]
+    assert close and set(close) <= set(dropped) and all(p in SALLEY for p in dropped)
+    assert summary.suppressed_faces == len(dropped)
     # A face that slipped in (here: stored bypassing the suppressor) is filtered from search.
     bypass = IngestPipeline(
         settings=ft.settings,
@@ -97,11 +100,15 @@ def test_response_does_not_reveal_membership(open_engine: Callable[..., FaceTrac
         member["request_id"],
         stranger["request_id"],
     }
-    # Templates are kept apart: a random id and the embedding, nothing linking them.
+    # Templates are kept apart: random ids and embeddings, nothing linking them to the
+    # gallery or the request.
     columns = {c["name"] for c in inspect(ft.store.engine).get_columns("suppression_templates")}
-    assert columns == {"id", "model_id", "embedding"}
+    assert columns == {"id", "model_id", "embedding", "group_id", "role"}
     with ft.store.engine.connect() as conn:
-        template_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM suppression_templates")]
-    assert len(template_ids) == 2 and all(len(t) == 32 for t in template_ids)
+        rows = conn.exec_driver_sql("SELECT id, group_id, role FROM suppression_templates").all()
+    groups = {g for _, g, _ in rows}
+    assert len(groups) == 2 and all(len(t) == 32 for t, _, _ in rows)
+    assert sorted(r for _, _, r in rows).count("reference") == 2
+    assert len(rows) > 2  # the member's opt-out also keeps the faces it reached
     logged = str([e.to_dict() for e in AuditLog(ft.store.engine).entries()])
-    assert not any(t in logged for t in template_ids)
+    assert not any(t in logged or g in logged for t, g, _ in rows)

@@ -19,6 +19,7 @@ from facetrace.identity import people
 from facetrace.identity.cluster import Constraints, average_linkage, incremental
 from facetrace.identity.reach import ReachRule, reach
 from facetrace.identity.repository import IdentityStore
+from facetrace.store.repository import FaceRecord
 from facetrace.vision.analyzer import FaceAnalyzer
 from facetrace.vision.imaging import decode_image
 from tests.conftest import FR, JOHNS
@@ -183,6 +184,36 @@ def test_optout_reaches_a_face_the_reference_alone_misses(
     assert alone < gone  # more than the reference alone reaches ...
     assert all(origin[i].parent.name == "John_Shimkus" for i in gone)  # ... and only him
     assert IdentityStore(ft.store.engine).summaries()  # the other Johns keep their people
+
+
+def test_later_photos_are_suppressed_by_the_faces_the_optout_reached(
+    open_engine: Callable[..., FaceTrace], analyzer: FaceAnalyzer
+) -> None:
+    ft = open_engine()
+    shimkus = sorted((JOHNS / "John_Shimkus").glob("*.jpg"))
+    reference = _embedding(analyzer, shimkus[0])
+    far = [p for p in shimkus[1:] if np.linalg.norm(_embedding(analyzer, p) - reference) > 0.38]
+    near = [p for p in shimkus[1:] if p not in far]
+    others = [sorted(d.glob("*.jpg"))[-1] for d in PEOPLE if d.name != "John_Shimkus"]
+    _ingest(ft, near)
+    opt_out(ft, ADMIN, shimkus[0])
+    assert ft.stats().faces == 0
+    # Photos of him further than the reference alone suppresses arrive later ...
+    assert far and all(
+        np.linalg.norm(_embedding(analyzer, p) - reference) >= ft.settings.optout_suppress_threshold
+        for p in far
+    )
+    summary = ft.ingest_tasks([task(p, "/later/" + p.name) for p in far + others], source="s")
+    stored = {Path(r.provenance[0].origin).name for r in _all_faces(ft)}
+    # ... and most are kept out by the faces the opt-out reached; other people are not.
+    assert {p.name for p in others} <= stored
+    kept_out = [p for p in far if p.name not in stored]
+    assert len(kept_out) >= len(far) - 1, (len(kept_out), len(far))
+    assert summary.suppressed_faces == len(kept_out)
+
+
+def _all_faces(ft: FaceTrace) -> list[FaceRecord]:
+    return list(ft.store.faces([int(i) for i in ft.store.face_ids()]).values())
 
 
 def test_reach_grows_only_where_several_faces_agree() -> None:

@@ -6,15 +6,17 @@ From one photo of the person (its largest face) :func:`opt_out`
    those closer than ``settings.optout_threshold`` (a strict Euclidean distance), and
    then each face that the person's photos reached so far agree on; then any photo
    left with no face, scrubbing their bytes (:mod:`facetrace.governance.purge`);
-2. stores the probe descriptor as a *suppression template*: a row with a random id,
-   the model id and the embedding, in its own table, with no face, photo, request or
-   time that could link it to the gallery or to the audit trail;
+2. stores the probe descriptor and those of the faces it reached as *suppression
+   templates*: rows with random ids, one random group id, the model id and the
+   embedding, in their own table, with no face, photo, request or time that could link
+   them to the gallery or to the audit trail;
 3. returns an :class:`OptOutReceipt` whose fields and wording are the same whether
    or not the person was in the gallery (counts go to the audit log only).
 
-Afterwards :func:`suppressor_for` gives the pipeline's suppressor (faces closer than
-``settings.optout_suppress_threshold`` to a template are not stored at ingest)
-and the search's ``exclude`` (such faces are never returned).
+Afterwards :func:`suppressor_for` gives the pipeline's suppressor and the search's
+``exclude``: a face closer than ``settings.optout_suppress_threshold`` to a reference,
+or that joins an opt-out's reached faces as the reach's growth step would, is not
+stored at ingest and never returned.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facetrace.config import Settings
 from facetrace.errors import UsageError
 from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge
-from facetrace.governance.repository import GovernanceStore
-from facetrace.identity.reach import ReachRule, reach
+from facetrace.governance.repository import GovernanceStore, TemplateSet
+from facetrace.identity.reach import ReachRule, joins, reach
 from facetrace.store.repository import Store
 from facetrace.vision.imaging import decode_image, read_image_bytes
 
@@ -64,29 +67,57 @@ class OptOutReceipt:
 
 
 class Suppression:
-    """Callable ``(n, dim) float32 -> (n,) bool``: True where a face is within
-    ``threshold`` (Euclidean) of any ``(m, dim)`` template."""
+    """Callable ``(n, dim) float32 -> (n,) bool``: True where a face is the person of an
+    opt-out: within ``threshold`` (Euclidean) of an opt-out's reference photo, or, with
+    a ``rule``, joining the faces that opt-out reached (:func:`facetrace.identity.reach.joins`,
+    so later photos get the same reach as the gallery's)."""
 
-    def __init__(self, templates: np.ndarray, threshold: float) -> None:
-        if templates.ndim != 2 or templates.shape[0] == 0:
+    def __init__(self, templates: TemplateSet, threshold: float, rule: ReachRule | None = None):
+        if templates.embeddings.ndim != 2 or templates.embeddings.shape[0] == 0:
             raise ValueError("templates must be a non-empty (m, dim) array")
-        self.templates = np.ascontiguousarray(templates, dtype=np.float64)
+        self.templates = templates
+        self.references = np.ascontiguousarray(
+            templates.embeddings[templates.reference], dtype=np.float64
+        )
         self.threshold = float(threshold)
-        self._t2 = (self.templates**2).sum(1)
+        self.rule = rule
+        self._r2 = (self.references**2).sum(1)
+        # Groups with reached faces: where the growth step is worth testing.
+        groups, counts = np.unique(templates.groups, return_counts=True)
+        self._grown = [int(g) for g, c in zip(groups, counts, strict=True) if c > 1]
 
     def min_distance(self, embeddings: np.ndarray) -> np.ndarray:
-        """``(n,)`` float64: each face's distance to its nearest template."""
+        """``(n,)`` float64: each face's distance to its nearest reference photo."""
         e = np.asarray(embeddings, dtype=np.float64)
-        if e.ndim != 2 or e.shape[1] != self.templates.shape[1]:
-            raise ValueError(f"embeddings must be (n, {self.templates.shape[1]})")
-        d2 = (e**2).sum(1)[:, None] - 2.0 * e @ self.templates.T + self._t2[None, :]
+        if e.ndim != 2 or e.shape[1] != self.references.shape[1]:
+            raise ValueError(f"embeddings must be (n, {self.references.shape[1]})")
+        d2 = (e**2).sum(1)[:, None] - 2.0 * e @ self.references.T + self._r2[None, :]
         out: np.ndarray = np.sqrt(np.maximum(d2, 0.0).min(axis=1))
         return out
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         if len(embeddings) == 0:
             return np.zeros((0,), dtype=bool)
-        return self.min_distance(embeddings) < self.threshold
+        hit = self.min_distance(embeddings) < self.threshold
+        if self.rule is not None:
+            e = np.asarray(embeddings, dtype=np.float64)
+            for g in self._grown:
+                person = self.templates.embeddings[self.templates.groups == g]
+                rest = ~hit
+                if rest.any():
+                    hit[rest] = joins(e[rest], person, self.rule)
+        return hit
+
+
+def reach_rule(settings: Settings) -> ReachRule:
+    """The opt-out reach of ``settings``."""
+    return ReachRule(
+        direct=settings.optout_threshold,
+        group_threshold=settings.optout_group_threshold,
+        agree=settings.optout_agree,
+        radius=max(settings.optout_radius, settings.optout_threshold),
+        votes=settings.optout_votes,
+    )
 
 
 def suppressor_for(engine: FaceTrace) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -94,9 +125,11 @@ def suppressor_for(engine: FaceTrace) -> Callable[[np.ndarray], np.ndarray] | No
     templates = GovernanceStore(engine.store.engine).templates(
         engine.analyzer.model_id, engine.analyzer.embedder.dim
     )
-    if templates.shape[0] == 0:
+    if templates.embeddings.shape[0] == 0:
         return None
-    return Suppression(templates, engine.settings.optout_suppress_threshold)
+    return Suppression(
+        templates, engine.settings.optout_suppress_threshold, reach_rule(engine.settings)
+    )
 
 
 def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: float) -> list[int]:
@@ -113,25 +146,19 @@ def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: floa
     return found
 
 
-def reached_faces(engine: FaceTrace, probe: np.ndarray) -> list[int]:
-    """Ids of the stored faces an opt-out with reference ``probe`` ``(dim,)`` reaches."""
-    settings = engine.settings
-    rule = ReachRule(
-        direct=settings.optout_threshold,
-        group_threshold=settings.optout_group_threshold,
-        agree=settings.optout_agree,
-        radius=max(settings.optout_radius, settings.optout_threshold),
-        votes=settings.optout_votes,
-    )
+def reached_faces(engine: FaceTrace, probe: np.ndarray) -> dict[int, np.ndarray]:
+    """The stored faces an opt-out with reference ``probe`` ``(dim,)`` reaches: id ->
+    ``(dim,)`` float32 embedding."""
+    rule = reach_rule(engine.settings)
     near = faces_within(engine.store, engine.analyzer.model_id, probe, rule.radius)
     if not near:
-        return []
+        return {}
     vecs = engine.store.embeddings(near, probe.shape[0])
     records = engine.store.faces(near)
     ids = [i for i in near if i in vecs and i in records]
     photos = np.array([records[i].photo_id for i in ids], dtype=np.int64)
     mask = reach(probe, np.stack([vecs[i] for i in ids]), photos, rule)
-    return [i for i, hit in zip(ids, mask, strict=True) if hit]
+    return {i: vecs[i] for i, hit in zip(ids, mask, strict=True) if hit}
 
 
 def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
@@ -152,8 +179,9 @@ def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutRecei
     probe = np.ascontiguousarray(embeddings[0], dtype=np.float32)
     repo = GovernanceStore(engine.store.engine)
     matches = reached_faces(engine, probe)
-    deleted = repo.delete_faces(matches)
-    repo.add_template(secrets.token_hex(16), engine.analyzer.model_id, probe)
+    deleted = repo.delete_faces(list(matches))
+    reached = np.stack(list(matches.values())) if matches else np.zeros((0, probe.shape[0]))
+    repo.add_templates(engine.analyzer.model_id, secrets.token_hex(16), probe, reached)
     purge = finish_purge(engine, deleted)  # runs in full even when nothing matched
     now = engine.clock()
     request_id = secrets.token_hex(8)

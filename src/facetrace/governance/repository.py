@@ -8,6 +8,7 @@ then makes sure no copy of deleted rows is left in the database files.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -249,26 +250,48 @@ class GovernanceStore:
 
     # --- suppression templates -------------------------------------------------
 
-    def add_template(self, template_id: str, model_id: str, embedding: np.ndarray) -> None:
+    def add_templates(
+        self, model_id: str, group_id: str, reference: np.ndarray, reached: np.ndarray
+    ) -> None:
+        """Store one opt-out: its reference ``(dim,)`` and the ``(k, dim)`` faces it
+        reached, under one random group id; every row gets a random id of its own."""
+        rows = [(reference, "reference")] + [(r, "reached") for r in reached]
         with self.engine.begin() as conn:
             conn.execute(
-                gs.suppression_templates.insert().values(
-                    id=template_id,
-                    model_id=model_id,
-                    embedding=np.ascontiguousarray(embedding, np.float32).tobytes(),
-                )
+                gs.suppression_templates.insert(),
+                [
+                    {
+                        "id": secrets.token_hex(16),
+                        "model_id": model_id,
+                        "embedding": np.ascontiguousarray(e, np.float32).tobytes(),
+                        "group_id": group_id,
+                        "role": role,
+                    }
+                    for e, role in rows
+                ],
             )
 
-    def templates(self, model_id: str, dim: int) -> np.ndarray:
-        """Every opt-out template of ``model_id``, ``(m, dim)`` float32 (``m`` may be 0)."""
+    def templates(self, model_id: str, dim: int) -> TemplateSet:
+        """Every opt-out template of ``model_id`` (possibly none)."""
         t = gs.suppression_templates
         with self.engine.connect() as conn:
-            blobs = list(
-                conn.execute(select(t.c.embedding).where(t.c.model_id == model_id)).scalars()
+            rows = conn.execute(
+                select(t.c.id, t.c.embedding, t.c.group_id, t.c.role)
+                .where(t.c.model_id == model_id)
+                .order_by(t.c.group_id, t.c.id)
+            ).all()
+        if not rows:
+            return TemplateSet(
+                np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, bool)
             )
-        if not blobs:
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
+        vecs = np.frombuffer(b"".join(r.embedding for r in rows), dtype=np.float32)
+        codes: dict[str, int] = {}
+        groups = np.array([codes.setdefault(r.group_id or r.id, len(codes)) for r in rows])
+        return TemplateSet(
+            vecs.reshape(len(rows), dim).copy(),
+            groups.astype(np.int64),
+            np.array([r.role != "reached" for r in rows], dtype=bool),
+        )
 
     # --- two-person confirmation -----------------------------------------------
 
@@ -502,6 +525,17 @@ class GovernanceStore:
                     time.sleep(0.05)
         except SQLAlchemyError as exc:
             raise StoreError(f"could not compact the database after deleting: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSet:
+    """Opt-out templates: ``embeddings`` ``(m, dim)`` float32, ``groups`` ``(m,)`` int64
+    (rows of one opt-out share a code), ``reference`` ``(m,)`` bool (the opt-out's own
+    photo, as against a face it reached)."""
+
+    embeddings: np.ndarray
+    groups: np.ndarray
+    reference: np.ndarray
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:

@@ -5,7 +5,9 @@
 - ``users`` and ``api_keys``: who may act; keys are stored as SHA-256 digests only.
 - ``blocked_hosts``: hosts (and their subdomains) nothing is collected from.
 - ``suppression_templates``: opt-out templates, kept apart from the gallery: a random
-  id and an embedding, no face, photo or request id and no timestamp.
+  id and an embedding, no face, photo or request id and no timestamp; since migration
+  13 also a random group id per opt-out and the row's role (the reference photo, or a
+  face the opt-out reached).
 - ``match_confirmations``: two-person confirmation of a match as an identification.
 """
 
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
 
 from facetrace.store import migrations
@@ -80,6 +83,11 @@ suppression_templates = Table(
     Column("id", String(32), primary_key=True),  # random hex, linked to nothing
     Column("model_id", String(100), nullable=False),
     Column("embedding", LargeBinary, nullable=False),  # (dim,) float32
+    # Migration 13: one opt-out's rows share a random group id; the reference photo's
+    # row has role 'reference', the faces its opt-out reached 'reached'. Older rows
+    # (NULL) are references, each its own group.
+    Column("group_id", String(32), nullable=True),
+    Column("role", String(10), nullable=True),
 )
 
 match_confirmations = Table(
@@ -116,4 +124,15 @@ def _migration() -> migrations.Migration:
     return migrations.Migration(MIGRATION_VERSION, "governance: audit log, access, opt-out", apply)
 
 
+def _template_groups(conn: Connection) -> None:
+    """Add ``group_id`` and ``role`` to a ``suppression_templates`` made before them."""
+    have = {c["name"] for c in inspect(conn).get_columns("suppression_templates")}
+    for name, kind in (("group_id", "VARCHAR(32)"), ("role", "VARCHAR(10)")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE suppression_templates ADD COLUMN {name} {kind}")
+
+
 migrations.register(_migration())
+migrations.register(
+    migrations.Migration(13, "opt-out templates: the faces an opt-out reached", _template_groups)
+)

@@ -91,3 +91,22 @@ def reach(
         if not ok.any():
             return out
         add(int(np.flatnonzero(ok)[np.argmin(rms[ok])]))
+
+
+def joins(faces: np.ndarray, person: np.ndarray, rule: ReachRule) -> np.ndarray:
+    """``(n,)`` bool: which of ``(n, dim)`` new faces pass :func:`reach`'s growth step
+    against the ``(m, dim)`` faces of an opted-out person (the reference and the faces
+    reached): root mean squared distance under ``group_threshold`` and at least
+    ``min(votes, m)`` of them closer than ``agree``. ``radius`` does not apply here
+    (there is no gallery to chain through), nor ``direct`` (the caller tests the
+    reference)."""
+    x = np.asarray(faces, dtype=np.float64)
+    g = np.asarray(person, dtype=np.float64)
+    if x.ndim != 2 or g.ndim != 2 or x.shape[1] != g.shape[1]:
+        raise ValueError("faces and person must be (n, dim) and (m, dim)")
+    d2 = (x**2).sum(1)[:, None] - 2.0 * x @ g.T + (g**2).sum(1)[None, :]
+    d2 = np.maximum(d2, 0.0)
+    rms = np.sqrt(d2.mean(axis=1))
+    close = (d2 < rule.agree**2).sum(axis=1)
+    ok: np.ndarray = (rms < rule.group_threshold) & (close >= min(rule.votes, g.shape[0]))
+    return ok
