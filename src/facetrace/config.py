@@ -200,7 +200,7 @@ class Settings(BaseSettings):
         "its own (calibrated FMR about 9e-6 per pair) and is deleted.",
     )
     optout_group_threshold: float = Field(
-        default=0.48,
+        default=0.5,
         gt=0,
         description="Opt-out grows the person from the reference: a face within "
         "optout_radius joins when its root mean squared distance to the faces reached so "
