@@ -234,3 +234,13 @@ class FacesRejected(Event):
     kind: ClassVar[str] = "people.rejected"
     identity: int
     faces: list[int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoctorRan(Event):
+    """A consistency check: problems found and repaired, per check (non-zero only)."""
+
+    kind: ClassVar[str] = "doctor.ran"
+    repair: bool
+    found: dict[str, int]
+    repaired: dict[str, int]

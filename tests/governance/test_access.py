@@ -142,6 +142,7 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("keys", "list"), [], None),  # one's own keys
     (("keys", "revoke"), ["000000000000"], Action.KEYS_MANAGE),  # not one's own
     (("retention", "run"), [], Action.RETENTION_RUN),
+    (("doctor",), [], Action.DOCTOR),
     (("index", "stats"), ["--json"], None),
     (("people", "list"), [], Action.PEOPLE_VIEW),
     (("people", "show"), ["999"], Action.PEOPLE_VIEW),

@@ -59,6 +59,7 @@ COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
     ("keys", "list"): AUTHENTICATED,
     ("keys", "revoke"): AUTHENTICATED,
     ("retention", "run"): Action.RETENTION_RUN,
+    ("doctor",): Action.DOCTOR,
     ("index", "stats"): AUTHENTICATED,
     ("people", "list"): Action.PEOPLE_VIEW,
     ("people", "show"): Action.PEOPLE_VIEW,
@@ -436,8 +437,37 @@ def retention_run(
     )
 
 
+@handle_errors
+def doctor(
+    ctx: typer.Context,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Fix what the store can fix; say what it cannot.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check that the store, index, thumbnails, people, jobs and audit chain agree.
+
+    Exits 1 while a problem remains (after --repair: one it could not fix)."""
+    from facetrace.governance.doctor import examine
+
+    with opened(ctx) as engine:
+        report = examine(engine, actor_or_fail(), repair=repair)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        table = Table("check", "found", "repaired", "examples / what to do")
+        for f in report.findings:
+            note = "; ".join(f.examples) + (f" ({f.advice})" if f.advice else "")
+            table.add_row(f.check.value, str(f.count), str(f.repaired), note)
+        console.print(table)
+        console.print("healthy" if report.healthy else "problems remain", markup=False)
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
 def mount(app: typer.Typer) -> None:
     """Add the governance commands to the root app."""
+    app.command("doctor")(doctor)
     app.command("takedown")(takedown)
     app.command("optout")(optout)
     app.command("confirm")(confirm)

@@ -58,6 +58,7 @@ class Action(StrEnum):
     MATCH_CONFIRM = "match.confirm"
     PEOPLE_VIEW = "people.view"
     PEOPLE_EDIT = "people.edit"
+    DOCTOR = "doctor"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {

@@ -361,6 +361,49 @@ class GovernanceStore:
                 out[name] = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
         return out
 
+    def photos_without_sightings(self) -> list[int]:
+        """Photos no sighting holds (every photo should have at least one)."""
+        p, s = schema.photos, schema.sightings
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(p.c.id)
+                    .outerjoin(s, s.c.photo_id == p.c.id)
+                    .where(s.c.id.is_(None))
+                    .order_by(p.c.id)
+                ).scalars()
+            )
+
+    def delete_photos(self, photo_ids: Sequence[int]) -> Deleted:
+        """Delete photos with their faces and sightings, in one transaction."""
+        if not photo_ids:
+            return Deleted()
+        s = schema.sightings
+        with self.engine.begin() as conn:
+            sighting_ids: list[int] = []
+            for chunk in _chunks(sorted(set(photo_ids))):
+                sighting_ids += conn.execute(
+                    select(s.c.id).where(s.c.photo_id.in_(chunk))
+                ).scalars()
+            face_ids, thumbs = self._delete_photos(conn, sorted(set(photo_ids)))
+        return Deleted(
+            tuple(sorted(sighting_ids)),
+            tuple(sorted(set(photo_ids))),
+            tuple(face_ids),
+            tuple(thumbs),
+        )
+
+    def unfinished_jobs(self) -> list[tuple[int, str]]:
+        """``(job id, status)`` of ingest jobs that did not complete."""
+        j = schema.jobs
+        with self.engine.connect() as conn:
+            return [
+                (r.id, r.status)
+                for r in conn.execute(
+                    select(j.c.id, j.c.status).where(j.c.status != "completed").order_by(j.c.id)
+                )
+            ]
+
     def sightings_of_source(self, source_id: int) -> list[int]:
         s = schema.sightings
         with self.engine.connect() as conn:

@@ -321,6 +321,14 @@ class IdentityStore:
                     )
             self._drop_empty(conn)
 
+    def empty(self) -> list[int]:
+        """Identities with no face."""
+        held = select(face_identities.c.identity_id)
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(identities.c.id).where(identities.c.id.not_in(held))).scalars()
+            )
+
     def drop_empty(self) -> int:
         """Delete identities with no face; returns how many."""
         with self.engine.begin() as conn:
