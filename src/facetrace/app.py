@@ -41,6 +41,7 @@ from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import IngestGate
 from facetrace.governance.optout import suppressor_for
 from facetrace.identity.people import assign_new, group_by_person
+from facetrace.identity.repository import IdentityStore
 from facetrace.index.base import VectorIndex
 from facetrace.ingest.collect import InputKind, collect, input_kind
 from facetrace.ingest.fetch.policy import SourcePolicy
@@ -198,6 +199,7 @@ class FaceTrace:
         if removed or added:
             self.index.save()
         assign_new(self)  # faces an interrupted ingest stored but did not group
+        IdentityStore(self.store.engine).drop_empty()  # people an interrupted purge emptied
         return ReconcileReport(added, removed, thumbs_removed)
 
     # --- sources -----------------------------------------------------------

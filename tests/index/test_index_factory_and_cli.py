@@ -66,9 +66,24 @@ def test_cli_migrate_stats_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     result = cli("exact", "index", "migrate", "--to", "faiss")
     assert result.exit_code == 0, result.output
     assert "copied 3 vectors into faiss" in result.output
-    # Migrating into a non-empty index is refused with a one-line error.
+    # Running it again (as after a crash part-way) completes it and copies nothing twice.
     result = cli("exact", "index", "migrate", "--to", "faiss")
-    assert result.exit_code == 1 and "already holds 3" in result.output
+    assert result.exit_code == 0 and "copied 3 vectors into faiss" in result.output
+    # Migrating into an index that holds another gallery's vectors is refused.
+    from facetrace.index.factory import open_index
+
+    faiss_only = settings.model_copy(update={"index_backend": IndexBackend.FAISS})
+    name = next(p.stem for p in (tmp_path / "index").iterdir() if p.suffix == ".faiss")
+    stray = open_index(faiss_only, 128, name)
+    stray.add(np.array([987_654]), np.ones((1, 128), np.float32))
+    stray.save()
+    stray.close()
+    result = cli("exact", "index", "migrate", "--to", "faiss")
+    assert result.exit_code == 1 and "not in this gallery" in result.output, result.output
+    stray = open_index(faiss_only, 128, name)
+    stray.remove(np.array([987_654]))
+    stray.save()
+    stray.close()
 
     result = cli("faiss", "index", "stats", "--json")
     assert result.exit_code == 0, result.output

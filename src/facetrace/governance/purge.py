@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facetrace import faults
 from facetrace.governance.audit import canonical_json
 from facetrace.governance.repository import Deleted, GovernanceStore
 from facetrace.identity.repository import IdentityStore
@@ -61,10 +62,12 @@ def wipe_file(path: Path) -> bool:
         size = path.stat().st_size
     except FileNotFoundError:
         return False
+    faults.point()
     with open(path, "r+b") as fh:
         fh.write(b"\0" * size)
         fh.flush()
         os.fsync(fh.fileno())
+    faults.point()  # zeroed, not yet unlinked
     path.unlink(missing_ok=True)
     return True
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facetrace import faults
 from facetrace.errors import IndexBackendError
 from facetrace.index.base import (
     FloatArray,
@@ -604,6 +605,9 @@ def _grow(arr: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
 
 
 def _fsync_replace(tmp: Path, final: Path) -> None:
+    faults.point()  # written, not yet durable
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    faults.point()  # durable, not yet in place
     os.replace(tmp, final)
+    faults.point()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facetrace import faults
 from facetrace.config import Settings
 from facetrace.errors import FaceTraceError
 from facetrace.index.base import VectorIndex
@@ -351,5 +352,6 @@ class IngestPipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(jpeg)
+        faults.point()  # written, not yet in place
         tmp.replace(path)
         return rel.as_posix()

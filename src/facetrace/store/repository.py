@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from facetrace import faults
 from facetrace.errors import StoreError
 from facetrace.store import migrations, schema
 from facetrace.types import BBox, Provenance, Stats
@@ -138,6 +139,7 @@ def create_db_engine(url: str) -> Engine:
         raise StoreError(f"cannot open database {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    faults.watch(engine)
     return engine
 
 
