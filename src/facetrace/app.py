@@ -7,6 +7,7 @@ the verbs: register sources, ingest, search, verify, stats.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -20,11 +21,14 @@ import numpy as np
 
 from facetrace.config import Settings
 from facetrace.errors import (
+    FaceTraceError,
     ModelMismatchError,
     NotFoundError,
     SourceBlockedError,
+    StorageFullError,
     UnknownSourceError,
     UsageError,
+    is_storage_full,
 )
 from facetrace.evaluation.calibration import Calibration, decision_threshold, load_calibration
 from facetrace.events import (
@@ -197,7 +201,13 @@ class FaceTrace:
                     path.unlink(missing_ok=True)
                     thumbs_removed += 1
         if removed or added:
-            self.index.save()
+            try:
+                self.index.save()
+            except FaceTraceError as exc:
+                # A full disk: the index in memory agrees with the store and serves;
+                # the next save (or this repair at the next open) persists it.
+                if not is_storage_full(exc):
+                    raise
         assign_new(self)  # faces an interrupted ingest stored but did not group
         IdentityStore(self.store.engine).drop_empty()  # people an interrupted purge emptied
         return ReconcileReport(added, removed, thumbs_removed)
@@ -385,8 +395,15 @@ class FaceTrace:
                 job_id=job_id,
                 skip=skip,
             )
-        except BaseException:
-            self.store.set_job_status(job_id, "interrupted", self.clock())
+        except BaseException as exc:
+            # A full disk may refuse this too; a resume accepts a job left "running".
+            with contextlib.suppress(Exception):
+                self.store.set_job_status(job_id, "interrupted", self.clock())
+            if is_storage_full(exc):
+                raise StorageFullError(
+                    f"no space left on the disk holding {self.home}; the photos stored so far "
+                    f"are kept. Free space, then run 'facetrace jobs resume {job_id}'"
+                ) from exc
             raise
         summary = replace(summary, job_id=job_id)
         self.store.set_job_status(job_id, "completed", self.clock(), summary.to_dict())

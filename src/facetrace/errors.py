@@ -15,6 +15,7 @@ a future HTTP API only ever handle these::
     ├── ModelError                  a model file is missing or unusable
     │   └── ModelMismatchError      embeddings from different models would mix
     ├── StoreError                  the metadata store failed or is inconsistent
+    ├── StorageFullError            the disk holding the gallery is full
     ├── IndexBackendError           a vector index backend failed
     ├── NotFoundError               a named thing does not exist
     ├── SourceError                 collection refused by source policy
@@ -77,6 +78,28 @@ class IndexBackendError(FaceTraceError):
     """A vector index backend failed."""
 
 
+class StorageFullError(FaceTraceError):
+    """The disk holding the gallery ran out of space; what was acknowledged is kept."""
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, is a full disk: ``ENOSPC`` from
+    the OS, SQLite's "database or disk is full", or a library's "No space left"."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        text = str(current)
+        if "database or disk is full" in text or "No space left on device" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class NotFoundError(FaceTraceError):
     """A named object (source, photo, face, job...) does not exist."""
 
@@ -134,6 +157,7 @@ __all__ = [
     "PolicyRefusedError",
     "SourceBlockedError",
     "SourceError",
+    "StorageFullError",
     "StoreError",
     "UnknownSourceError",
     "UnsafeURLError",

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from facetrace.config import Settings
-from facetrace.errors import ConfigError, FaceTraceError
+from facetrace.errors import ConfigError, FaceTraceError, StorageFullError, is_storage_full
+from facetrace.store.repository import STORAGE_FULL_MESSAGE
 
 if TYPE_CHECKING:
     from facetrace.ingest.pipeline import ItemOutcome
@@ -71,12 +72,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except typer.Exit:
             raise
         except FaceTraceError as exc:
+            if is_storage_full(exc) and not isinstance(exc, StorageFullError):
+                raise fail(STORAGE_FULL_MESSAGE) from None
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except Exception as exc:
             if os.environ.get("FACETRACE_DEBUG"):
                 raise
+            if is_storage_full(exc):
+                raise fail(STORAGE_FULL_MESSAGE) from None
             raise fail(
                 f"unexpected {type(exc).__name__}: {exc} (set FACETRACE_DEBUG=1 for details)",
                 EXIT_INTERNAL,

@@ -44,6 +44,7 @@ from facetrace.governance.purge import finish_purge, wipe_file
 from facetrace.governance.repository import GovernanceStore
 from facetrace.identity.people import assign_new
 from facetrace.identity.repository import IdentityStore
+from facetrace.store.repository import translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -118,6 +119,7 @@ def _examples(items: Any) -> tuple[str, ...]:
     return tuple(str(i) for i in list(items)[:EXAMPLES])
 
 
+@translates_store_errors
 def examine(engine: FaceTrace, actor: Actor, *, repair: bool = False) -> DoctorReport:
     """Run every check (and, with ``repair``, fix what can be fixed); audited."""
     require(engine, actor, Action.DOCTOR)

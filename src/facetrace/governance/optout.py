@@ -36,7 +36,7 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge
 from facetrace.governance.repository import GovernanceStore, TemplateSet
 from facetrace.identity.reach import ReachRule, joins, reach
-from facetrace.store.repository import Store
+from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.imaging import decode_image, read_image_bytes
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ def reached_faces(engine: FaceTrace, probe: np.ndarray) -> dict[int, np.ndarray]
     return {i: vecs[i] for i, hit in zip(ids, mask, strict=True) if hit}
 
 
+@translates_store_errors
 def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
     """Process an opt-out from a photo of the person; see the module docstring."""
     require(engine, actor, Action.OPTOUT)

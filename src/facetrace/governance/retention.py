@@ -17,6 +17,7 @@ from facetrace.events import RetentionSwept
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge
 from facetrace.governance.repository import GovernanceStore
+from facetrace.store.repository import translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -68,6 +69,7 @@ def retention_days(policy: dict[str, Any]) -> float | None:
     return float(value)
 
 
+@translates_store_errors
 def run_retention(engine: FaceTrace, actor: Actor) -> RetentionReport:
     """Delete every sighting past its source's retention period (``retention.run``)."""
     require(engine, actor, Action.RETENTION_RUN)

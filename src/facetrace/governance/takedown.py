@@ -20,6 +20,7 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.gate import host_in, url_host
 from facetrace.governance.purge import PurgeResult, finish_purge
 from facetrace.governance.repository import Deleted, GovernanceStore
+from facetrace.store.repository import translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -74,6 +75,7 @@ def normalize_domain(value: str) -> str:
     return host
 
 
+@translates_store_errors
 def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownReceipt:
     """Take down source ``name``: block it, then delete what only it held."""
     require(engine, actor, Action.TAKEDOWN, f"source:{name}")
@@ -89,6 +91,7 @@ def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownRecei
     return _finish(engine, actor, TargetKind.SOURCE, name, before, deleted, errors)
 
 
+@translates_store_errors
 def takedown_host(engine: FaceTrace, actor: Actor, host: str) -> TakedownReceipt:
     """Take down a host and its subdomains: block it, then delete what only it held."""
     domain = normalize_domain(host)

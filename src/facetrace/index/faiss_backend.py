@@ -214,42 +214,55 @@ class FaissIndex:
             self._check_open()
             if self._dir is None:
                 return
-            self._dir.mkdir(parents=True, exist_ok=True)
-            gen = self._generation + 1
-            rows = self._store.rows
-            self._store.sync()
-            structure_name = f"structure.{gen}.faiss"
-            meta_name = f"meta.{gen}.npz"
-            tmp = self._dir / (structure_name + ".tmp")
             try:
-                self._faiss.write_index(self._structure, str(tmp))
-            except RuntimeError as exc:
-                raise IndexBackendError(f"could not write {tmp}: {exc}") from exc
-            _fsync_replace(tmp, self._dir / structure_name)
-            tmp = self._dir / (meta_name + ".tmp")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, row_ids=self._row_ids[:rows], live=self._live[:rows])
-            _fsync_replace(tmp, self._dir / meta_name)
-            manifest = {
-                "format": FORMAT_VERSION,
-                "dim": self._dim,
-                "rows": rows,
-                "indexed": min(self._indexed, rows),
-                "generation": gen,
-                "structure": structure_name,
-                "kind": self._kind.value,
-                "meta": meta_name,
-                "vectors": self._vectors_name,
-            }
-            tmp = self._dir / (MANIFEST + ".tmp")
-            tmp.write_text(json.dumps(manifest, indent=1))
-            _fsync_replace(tmp, self._dir / MANIFEST)
+                gen, structure_name, meta_name = self._write_generation()
+            except (OSError, IndexBackendError) as exc:  # a full disk, most often:
+                for f in self._dir.glob("*.tmp"):  # the last saved generation stands
+                    f.unlink(missing_ok=True)
+                raise IndexBackendError(f"could not save the index in {self._dir}: {exc}") from exc
             self._generation = gen
             self._advise_huge_pages(self._structure)  # arrays grown by adds since the build
             keep = {MANIFEST, structure_name, meta_name, self._vectors_name}
             for f in self._dir.iterdir():
                 if f.name not in keep and f.suffix in {".faiss", ".npz", ".f32", ".tmp"}:
                     f.unlink(missing_ok=True)
+
+    def _write_generation(self) -> tuple[int, str, str]:
+        """Write the next generation's files and manifest; returns ``(generation,
+        structure file, meta file)``. Called under the lock."""
+        if self._dir is None:
+            raise IndexBackendError("an in-memory index has no files to write")
+        self._dir.mkdir(parents=True, exist_ok=True)
+        gen = self._generation + 1
+        rows = self._store.rows
+        self._store.sync()
+        structure_name = f"structure.{gen}.faiss"
+        meta_name = f"meta.{gen}.npz"
+        tmp = self._dir / (structure_name + ".tmp")
+        try:
+            self._faiss.write_index(self._structure, str(tmp))
+        except RuntimeError as exc:
+            raise IndexBackendError(f"could not write {tmp}: {exc}") from exc
+        _fsync_replace(tmp, self._dir / structure_name)
+        tmp = self._dir / (meta_name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, row_ids=self._row_ids[:rows], live=self._live[:rows])
+        _fsync_replace(tmp, self._dir / meta_name)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "dim": self._dim,
+            "rows": rows,
+            "indexed": min(self._indexed, rows),
+            "generation": gen,
+            "structure": structure_name,
+            "kind": self._kind.value,
+            "meta": meta_name,
+            "vectors": self._vectors_name,
+        }
+        tmp = self._dir / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        _fsync_replace(tmp, self._dir / MANIFEST)
+        return gen, structure_name, meta_name
 
     def close(self) -> None:
         self._cancel.set()

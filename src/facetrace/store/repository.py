@@ -6,18 +6,19 @@ Every write that the engine acknowledges is one committed transaction.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from facetrace import faults
-from facetrace.errors import StoreError
+from facetrace.errors import FaceTraceError, StorageFullError, StoreError, is_storage_full
 from facetrace.store import migrations, schema
 from facetrace.types import BBox, Provenance, Stats
 from facetrace.vision.phash import bands as phash_bands
@@ -129,6 +130,39 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA secure_delete=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translates_store_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Let only facetrace errors out of ``func``: a full disk becomes
+    :class:`StorageFullError`, any other database error :class:`StoreError`. For the
+    operations the CLI and the API call (takedown, opt-out, retention, doctor...)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except FaceTraceError as exc:
+            if is_storage_full(exc) and not isinstance(exc, StorageFullError):
+                raise StorageFullError(STORAGE_FULL_MESSAGE) from exc
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            if is_storage_full(exc):
+                raise StorageFullError(STORAGE_FULL_MESSAGE) from exc
+            if isinstance(exc, OSError):
+                raise
+            raise StoreError(f"the metadata store failed: {exc}") from exc
+
+    return wrapper
+
+
+STORAGE_FULL_MESSAGE = (
+    "no space left on the disk holding the gallery; nothing was half-done. Free space "
+    "and run the same command again ('facetrace doctor' lists what is unfinished)"
+)
 
 
 def create_db_engine(url: str) -> Engine:
