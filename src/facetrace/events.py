@@ -244,3 +244,23 @@ class DoctorRan(Event):
     repair: bool
     found: dict[str, int]
     repaired: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupMade(Event):
+    kind: ClassVar[str] = "backup.made"
+    destination: str
+    files: int
+    audit_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class GalleryRestored(Event):
+    """A gallery restored from a backup; what was re-applied from the newer gallery."""
+
+    kind: ClassVar[str] = "gallery.restored"
+    backup_created_at: str
+    replayed: bool
+    takedowns: int
+    templates: int
+    faces_removed: int

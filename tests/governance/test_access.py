@@ -143,6 +143,7 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("keys", "revoke"), ["000000000000"], Action.KEYS_MANAGE),  # not one's own
     (("retention", "run"), [], Action.RETENTION_RUN),
     (("doctor",), [], Action.DOCTOR),
+    (("backup",), [str(FR / "obama.jpg")], Action.BACKUP),  # a file: refused after the gate
     (("index", "stats"), ["--json"], None),
     (("people", "list"), [], Action.PEOPLE_VIEW),
     (("people", "show"), ["999"], Action.PEOPLE_VIEW),
@@ -243,6 +244,8 @@ UNGATED = {
     ("eval", "pairs"),
     ("eval", "identify"),
     ("eval", "cluster"),
+    # restore makes a new gallery from a backup (its home must hold none)
+    ("restore",),
 }
 
 

@@ -60,6 +60,7 @@ COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
     ("keys", "revoke"): AUTHENTICATED,
     ("retention", "run"): Action.RETENTION_RUN,
     ("doctor",): Action.DOCTOR,
+    ("backup",): Action.BACKUP,
     ("index", "stats"): AUTHENTICATED,
     ("people", "list"): Action.PEOPLE_VIEW,
     ("people", "show"): Action.PEOPLE_VIEW,
@@ -465,9 +466,65 @@ def doctor(
         raise typer.Exit(1)
 
 
+@handle_errors
+def backup(
+    ctx: typer.Context,
+    dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Back the gallery up, consistently even while an ingest runs."""
+    from facetrace.governance.backup import backup as make_backup
+
+    with opened(ctx) as engine:
+        manifest = make_backup(engine, actor_or_fail(), dest)
+    if as_json:
+        print_json({k: v for k, v in manifest.to_dict().items() if k != "files"})
+    else:
+        console.print(
+            f"backed up {len(manifest.files)} files to {dest} (audit head "
+            f"{manifest.audit_count}:{manifest.audit_hash[:12]})",
+            markup=False,
+        )
+
+
+@handle_errors
+def restore(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="A folder made by 'facetrace backup'.")],
+    replay_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay-from",
+            help="The gallery home the backup came from: its later takedowns and opt-outs "
+            "are re-applied.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Restore a backup into --home (which must hold no gallery)."""
+    from facetrace.cli.common import local_actor_name, settings_from
+    from facetrace.governance.backup import restore as do_restore
+
+    actor = Actor(name=local_actor_name(), role=Role.ADMIN, user_id=None)
+    report = do_restore(source, settings_from(ctx), actor, replay_from=replay_from)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console.print(
+        f"restored {report.files} files from the backup of {report.backup_created_at}; "
+        f"re-applied {len(report.takedowns)} takedowns and {report.templates} opt-out "
+        f"templates ({report.faces_removed} faces removed)",
+        markup=False,
+    )
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", markup=False)
+
+
 def mount(app: typer.Typer) -> None:
     """Add the governance commands to the root app."""
     app.command("doctor")(doctor)
+    app.command("backup")(backup)
+    app.command("restore")(restore)
     app.command("takedown")(takedown)
     app.command("optout")(optout)
     app.command("confirm")(confirm)

@@ -59,6 +59,7 @@ class Action(StrEnum):
     PEOPLE_VIEW = "people.view"
     PEOPLE_EDIT = "people.edit"
     DOCTOR = "doctor"
+    BACKUP = "backup"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
