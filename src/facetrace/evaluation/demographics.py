@@ -106,7 +106,11 @@ def read_labels(path: Path, groups: Sequence[str] | None = None) -> LabelSet:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(line for line in fh if not line.startswith("#"))
             header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+            # A row longer than the header puts its extra cells under the key None.
+            rows = [
+                {k.strip(): v if isinstance(v, str) else "" for k, v in row.items() if k}
+                for row in reader
+            ]
     except OSError as exc:
         raise UsageError(f"cannot read labels {path}: {exc.strerror or exc}") from exc
     except (csv.Error, UnicodeDecodeError) as exc:

@@ -73,6 +73,8 @@ def read_pairs(path: Path, folds: int = 10) -> list[Pair]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read pairs file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"pairs file {path} is not UTF-8 text: {exc}") from exc
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:

@@ -142,6 +142,12 @@ def read_warc(
             if pending is not None:
                 yield pending.image
             raise FetchError(f"archive {file} is corrupt after offset {end}: {exc}") from exc
+        except (AttributeError, TypeError, IndexError, KeyError) as exc:
+            # warcio trips over some malformed headers (a record with no target URI,
+            # say) with errors of its own; they mean the same: a corrupt archive.
+            if pending is not None:
+                yield pending.image
+            raise FetchError(f"archive {file} is corrupt after offset {end}: {exc}") from exc
         if pending is not None:
             yield pending.image
         _check_tail(fh, file, end, size, compressed=gzipped)
