@@ -138,13 +138,20 @@ def read_warc(
             if pending is not None:
                 yield pending.image
             raise
-        except (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError) as exc:
-            if pending is not None:
-                yield pending.image
-            raise FetchError(f"archive {file} is corrupt after offset {end}: {exc}") from exc
-        except (AttributeError, TypeError, IndexError, KeyError) as exc:
-            # warcio trips over some malformed headers (a record with no target URI,
-            # say) with errors of its own; they mean the same: a corrupt archive.
+        except (
+            ArchiveLoadFailed,
+            zlib.error,
+            EOFError,
+            ValueError,
+            OSError,
+            # warcio trips over some malformed headers (a record with no target URI, a
+            # length too big for an index) with errors of its own; they mean the same.
+            AttributeError,
+            TypeError,
+            IndexError,
+            KeyError,
+            OverflowError,
+        ) as exc:
             if pending is not None:
                 yield pending.image
             raise FetchError(f"archive {file} is corrupt after offset {end}: {exc}") from exc
