@@ -98,3 +98,32 @@ def test_killed_ingest_rerun_leaves_no_duplicates_or_orphans(
         sightings = conn.execute("SELECT count(*) FROM sightings").fetchone()[0]
     assert dupes == 0
     assert sightings == len(files)
+
+
+def test_a_search_during_an_ingest_does_not_disturb_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(_cli(home, "sources", "add", "johns", "--basis", "test"), check=True, env=env)
+    ingest = subprocess.Popen(
+        _cli(home, "ingest", str(JOHNS), "--source", "johns", "--workers", "1", "--json"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while _committed_photos(home / "facetrace.db") < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    probe = sorted((JOHNS / "John_Simm").glob("*.jpg"))[0]
+    searched = subprocess.run(
+        _cli(home, "search", str(probe), "--case", "C", "--reason", "r", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    out, err = ingest.communicate(timeout=300)
+    assert searched.returncode == 0, searched.stderr
+    assert ingest.returncode == 0 and '"errors": []' in out, err
+    with FaceTrace.open(Settings(home=home)) as ft:
+        stats = ft.stats()
+        assert stats.faces == stats.indexed > 0

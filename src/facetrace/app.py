@@ -22,6 +22,7 @@ import numpy as np
 from facetrace.config import Settings
 from facetrace.errors import (
     FaceTraceError,
+    IndexBusyError,
     ModelMismatchError,
     NotFoundError,
     SourceBlockedError,
@@ -172,11 +173,27 @@ class FaceTrace:
     def thumbs_dir(self) -> Path:
         return self.home / THUMBS_FOLDER
 
+    def _orphan_thumbnails(self) -> list[Path]:
+        if not self.thumbs_dir.exists():
+            return []
+        referenced = self.store.thumbnails()
+        return [
+            p
+            for p in self.thumbs_dir.rglob("*")
+            if p.is_file() and p.relative_to(self.home).as_posix() not in referenced
+        ]
+
+    def _unplaced(self) -> bool:
+        repo = IdentityStore(self.store.engine)
+        return bool(repo.unassigned(self.analyzer.model_id)) or bool(repo.empty())
+
     def reconcile(self) -> ReconcileReport:
         """Make the index and thumbnails agree with the store (the source of truth).
 
         Adds committed faces missing from the index, removes index entries with
-        no face row, and deletes thumbnail files no face refers to.
+        no face row, deletes thumbnail files no face refers to, and places faces in
+        people. While another process writes the embedded index (an ingest), what
+        looks out of step is its work in flight, and nothing is touched.
         """
         model_id = self.analyzer.model_id
         dim = self.analyzer.embedder.dim
@@ -184,6 +201,17 @@ class FaceTrace:
         idx_ids = self.index.ids()
         orphans = np.setdiff1d(idx_ids, db_ids, assume_unique=True)
         missing = np.setdiff1d(db_ids, idx_ids, assume_unique=True)
+        stray = self._orphan_thumbnails()
+        if not (orphans.size or missing.size or stray or self._unplaced()):
+            return ReconcileReport(0, 0, 0)
+        try:
+            claim = getattr(self.index, "claim_writer", None)
+            if callable(claim):
+                claim()  # the repairs below are the writer's to make
+        except IndexBusyError:
+            # Another process is ingesting or purging: what looks missing or orphaned
+            # is its work in flight. It finishes it; the next open repairs a crash.
+            return ReconcileReport(0, 0, 0)
         removed = self.index.remove(orphans) if orphans.size else 0
         added = 0
         for start in range(0, missing.size, 10_000):
@@ -194,12 +222,9 @@ class FaceTrace:
                 self.index.add(ids, np.stack([embs[int(i)] for i in ids]))
                 added += int(ids.size)
         thumbs_removed = 0
-        if self.thumbs_dir.exists():
-            referenced = self.store.thumbnails()
-            for path in self.thumbs_dir.rglob("*"):
-                if path.is_file() and path.relative_to(self.home).as_posix() not in referenced:
-                    path.unlink(missing_ok=True)
-                    thumbs_removed += 1
+        for path in self._orphan_thumbnails():  # again, now that no one else writes
+            path.unlink(missing_ok=True)
+            thumbs_removed += 1
         if removed or added:
             try:
                 self.index.save()

@@ -17,6 +17,7 @@ a future HTTP API only ever handle these::
     ├── StoreError                  the metadata store failed or is inconsistent
     ├── StorageFullError            the disk holding the gallery is full
     ├── IndexBackendError           a vector index backend failed
+    │   └── IndexBusyError          another process is writing the embedded index
     ├── NotFoundError               a named thing does not exist
     ├── SourceError                 collection refused by source policy
     │   ├── UnknownSourceError      the source is not registered
@@ -76,6 +77,10 @@ class StoreError(FaceTraceError):
 
 class IndexBackendError(FaceTraceError):
     """A vector index backend failed."""
+
+
+class IndexBusyError(IndexBackendError):
+    """Another process is writing the embedded index; this one may search, not write."""
 
 
 class StorageFullError(FaceTraceError):
@@ -150,6 +155,7 @@ __all__ = [
     "ImageError",
     "ImageTooLargeError",
     "IndexBackendError",
+    "IndexBusyError",
     "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",

@@ -4,6 +4,7 @@ re-applies the takedowns and opt-outs made after the backup."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +31,14 @@ SAVAGE = sorted((JOHNS / "John_Savage").glob("*.jpg"))
 def _matches(ft: FaceTrace, probe: Path) -> list[tuple[str, float]]:
     result = ft.search(probe, case_id="C", reason="r")
     return [(m.provenance[0].origin, round(m.distance, 5)) for f in result.faces for m in f.matches]
+
+
+def _photos(home: Path) -> int:
+    try:
+        with sqlite3.connect(home / "facetrace.db", timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM photos").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
 
 
 def _healthy(ft: FaceTrace, allow: frozenset[str] = frozenset()) -> bool:
@@ -62,7 +71,9 @@ def test_backup_during_ingest_restores_clean(tmp_path: Path, analyzer: FaceAnaly
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)  # let it start storing photos
+    deadline = time.monotonic() + 120  # wait until it has stored a few photos
+    while _photos(home) < 7 and time.monotonic() < deadline and ingest.poll() is None:
+        time.sleep(0.05)
     with FaceTrace.open(settings, analyzer=analyzer, reconcile=False) as ft:
         during = backup(ft, ADMIN, tmp_path / "during")
         assert ingest.poll() is None, "the ingest finished before the backup; nothing overlapped"

@@ -97,7 +97,7 @@ def test_tombstones_trigger_compaction_and_rebuild_compacts_store(
     index.rebuild()
     assert index.stats()["rows"] == 2000
     index.save()
-    files = sorted(p.name for p in (tmp_path / "f").iterdir())
+    files = sorted(p.name for p in (tmp_path / "f").iterdir() if p.name != "writer.lock")
     assert files[:3] == ["manifest.json", "meta.1.npz", "structure.1.faiss"]
     assert len(files) == 4 and files[3].endswith(".f32")  # the old vector file is gone
     assert (tmp_path / "f" / files[3]).stat().st_size == 2000 * DIM * 4
@@ -203,3 +203,29 @@ def test_full_rank_embeddings_keep_every_dimension() -> None:
     assert subspace_dims(low, 0.0) == DIM  # 0 turns the projection off
     structure = new_structure(StructureKind.HNSW, DIM, 5000, FaissTuning(), sample=full)
     assert search_dim(structure) == DIM
+
+
+def test_one_writer_many_readers(data: tuple, tmp_path: Path) -> None:
+    """Another process may open and search the index while one writes it; opening never
+    cuts the writer's unsaved rows, and only the writer may change the index."""
+    from facetrace.errors import IndexBusyError
+
+    ids, vecs, _ = data
+    writer = FaissIndex(DIM, tmp_path / "f")
+    writer.add(ids[:100], vecs[:100])
+    writer.save()
+    writer.add(ids[100:200], vecs[100:200])  # appended, not yet saved
+    reader = FaissIndex(DIM, tmp_path / "f")  # (a second handle: its own file lock)
+    assert reader.count() == 100  # the saved generation
+    assert reader.search(vecs[:1], 1)[1][0, 0] == ids[0]
+    with pytest.raises(IndexBusyError, match="another process is writing"):
+        reader.claim_writer()
+    writer.add(ids[200:300], vecs[200:300])  # its rows are intact
+    assert writer.search(vecs[250:251], 1)[1][0, 0] == ids[250]
+    writer.save()
+    writer.close()
+    reader.claim_writer()  # free now: it reloads the newest generation first
+    assert reader.count() == 300
+    reader.add(ids[300:310], vecs[300:310])
+    assert reader.search(vecs[305:306], 1)[1][0, 0] == ids[305]
+    reader.close()

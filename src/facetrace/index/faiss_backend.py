@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facetrace import faults
-from facetrace.errors import IndexBackendError
+from facetrace.errors import IndexBackendError, IndexBusyError
 from facetrace.index.base import (
     FloatArray,
     IdArray,
@@ -61,6 +62,7 @@ from facetrace.index.structures import (
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+WRITER_LOCK = "writer.lock"
 FORMAT_VERSION = 1
 _RERANK_CHUNK = 64  # queries re-ranked at a time (bounds the gathered candidate block)
 _NO_ID = np.iinfo(np.int64).max  # sorts after every real id
@@ -82,6 +84,7 @@ class FaissIndex:
         self._dir = path
         self._tuning = tuning or FaissTuning()
         self._lock = threading.RLock()
+        self._writer_fh: Any = None  # held flock: this process is the index's one writer
         self._closed = False
         self._generation = 0
         self._vectors_name = "vectors.0.f32"
@@ -102,9 +105,8 @@ class FaissIndex:
         if path is not None and (path / MANIFEST).exists():
             self._load(path)
         else:
+            # A vectors file with no manifest holds rows never saved: claim() cuts them.
             store_path = None if path is None else path / self._vectors_name
-            if store_path is not None and store_path.exists():
-                store_path.unlink()  # rows of an index that was never saved
             self._store = VectorStore(dim, store_path)
             self._kind = StructureKind.FLAT
             self._structure: Any = new_structure(StructureKind.FLAT, dim, 0, self._tuning)
@@ -124,6 +126,7 @@ class FaissIndex:
             raise ValueError("ids must be unique")
         with self._lock:
             self._check_open()
+            self._claim_writer()
             pos = np.searchsorted(self._sorted_ids, new_ids)
             clipped = np.minimum(pos, max(self._sorted_ids.size - 1, 0))
             if self._sorted_ids.size and (self._sorted_ids[clipped] == new_ids).any():
@@ -146,6 +149,8 @@ class FaissIndex:
         wanted = np.unique(check_ids(ids))
         with self._lock:
             self._check_open()
+            if wanted.size:
+                self._claim_writer()
             if wanted.size == 0 or self._sorted_ids.size == 0:
                 return 0
             pos = np.searchsorted(self._sorted_ids, wanted)
@@ -214,6 +219,7 @@ class FaissIndex:
             self._check_open()
             if self._dir is None:
                 return
+            self._claim_writer()
             try:
                 gen, structure_name, meta_name = self._write_generation()
             except (OSError, IndexBackendError) as exc:  # a full disk, most often:
@@ -275,6 +281,9 @@ class FaissIndex:
                 self._store.close()
                 self._structure = None
                 self._params = None
+                if self._writer_fh is not None:
+                    self._writer_fh.close()  # releases the writer lock
+                    self._writer_fh = None
 
     # --- maintenance ------------------------------------------------------------------
 
@@ -303,6 +312,7 @@ class FaissIndex:
         self.wait_until_built()
         with self._lock:
             self._check_open()
+            self._claim_writer()
             rows = self._store.rows
             keep = np.flatnonzero(self._live[:rows])
             if keep.size != rows:
@@ -345,6 +355,46 @@ class FaissIndex:
             yield row_ids[chunk].copy(), np.array(view[chunk], dtype=np.float32)
 
     # --- internals --------------------------------------------------------------------
+
+    def claim_writer(self, wait: float = 0.0) -> None:
+        """Become this index's writer now, waiting up to ``wait`` seconds for another
+        (see :meth:`_claim_writer`)."""
+        with self._lock:
+            self._check_open()
+            self._claim_writer(wait)
+
+    def _claim_writer(self, wait: float = 10.0) -> None:
+        """Become the one process that writes this index (lock held), or raise
+        :class:`IndexBusyError` if another process is writing it. Any process may open
+        and search an index; only the writer appends, removes and saves. A process that
+        loaded an older generation reloads the newest one first."""
+        if self._dir is None or self._writer_fh is not None:
+            return
+        import fcntl
+
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self._dir / WRITER_LOCK, "a")  # noqa: SIM115 - held until close()
+        deadline = time.monotonic() + wait  # a short-lived writer (a repair) may finish
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise IndexBusyError(
+                        f"another process is writing the index in {self._dir}; run this "
+                        "again when it has finished"
+                    ) from None
+                time.sleep(0.1)
+        self._writer_fh = fh
+        manifest = self._dir / MANIFEST
+        if manifest.exists():
+            saved = json.loads(manifest.read_text())
+            if int(saved["generation"]) != self._generation:
+                self._store.close()
+                self._load(self._dir)  # another process saved since this one loaded
+        self._store.claim()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -558,6 +608,7 @@ class FaissIndex:
         if path is not None:
             path.unlink(missing_ok=True)
         new = VectorStore(self._dim, path)
+        new.claim()
         view = old.view()
         for start in range(0, keep.size, 65_536):
             new.append(np.asarray(view[keep[start : start + 65_536]]))

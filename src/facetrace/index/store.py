@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +28,9 @@ class VectorStore:
     """Append-only ``(rows, dim)`` float32 storage.
 
     ``path`` is ``None`` for an in-memory store. For a file store, ``rows`` says how many
-    rows of an existing file are valid (a crash may leave unsaved rows behind them,
-    which are cut off).
+    rows of an existing file are valid. Rows behind them are a crash's leftovers, or
+    another process's appends not yet saved: opening leaves them alone, and only
+    :meth:`claim` (by the one process allowed to write) cuts them off and appends.
     """
 
     def __init__(self, dim: int, path: Path | None = None, rows: int = 0) -> None:
@@ -39,7 +41,7 @@ class VectorStore:
         self._rows = 0
         self._mem = np.empty((0, dim), dtype=np.float32)
         self._view: npt.NDArray[np.float32] | None = None
-        self._fh = None
+        self._fh: BinaryIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             row_bytes = dim * _ROW_ALIGN
@@ -47,12 +49,19 @@ class VectorStore:
                 size = path.stat().st_size
                 if size < rows * row_bytes:
                     raise ValueError(f"{path} holds {size // row_bytes} rows, expected {rows}")
-                if size != rows * row_bytes:
-                    os.truncate(path, rows * row_bytes)
             elif rows:
                 raise ValueError(f"{path} is missing")
             self._rows = rows
-            self._fh = open(path, "ab")  # noqa: SIM115 - held open for appends until close()
+
+    def claim(self) -> None:
+        """Become the file's writer: cut off rows behind ``rows`` and open for appends.
+        The caller holds the index's writer lock (no other process appends)."""
+        if self._path is None or self._fh is not None:
+            return
+        row_bytes = self._dim * _ROW_ALIGN
+        with open(self._path, "ab") as fh:  # create it if absent
+            fh.truncate(self._rows * row_bytes)
+        self._fh = open(self._path, "ab")  # noqa: SIM115 - held open for appends until close()
 
     @property
     def dim(self) -> int:
@@ -70,7 +79,9 @@ class VectorStore:
     def append(self, vectors: FloatArray) -> int:
         """Append ``(n, dim)`` float32 rows; return the row number of the first."""
         first = self._rows
-        if self._fh is not None:
+        if self._path is not None:
+            if self._fh is None:
+                raise RuntimeError("append to a file store before claim()")
             self._fh.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
             self._fh.flush()
         else:
@@ -89,12 +100,13 @@ class VectorStore:
         The array stays valid after later appends (it is a snapshot of those rows).
         """
         n = self._rows if rows is None else rows
-        if self._fh is None:
+        if self._path is None:
             out = self._mem[:n]
             out.flags.writeable = False
             return out
         if self._view is None or self._view.shape[0] < n:
-            self._fh.flush()
+            if self._fh is not None:
+                self._fh.flush()
             if self._rows == 0:
                 return np.empty((0, self._dim), dtype=np.float32)
             assert self._path is not None
@@ -112,7 +124,7 @@ class VectorStore:
             os.fsync(self._fh.fileno())
 
     def nbytes_on_disk(self) -> int:
-        return self._rows * self._dim * _ROW_ALIGN if self._fh is not None else 0
+        return self._rows * self._dim * _ROW_ALIGN if self._path is not None else 0
 
     def close(self) -> None:
         if self._fh is not None:
