@@ -173,7 +173,8 @@ class FaceTrace:
     def thumbs_dir(self) -> Path:
         return self.home / THUMBS_FOLDER
 
-    def _orphan_thumbnails(self) -> list[Path]:
+    def orphan_thumbnails(self) -> list[Path]:
+        """Files under the thumbnails folder that no stored face refers to."""
         if not self.thumbs_dir.exists():
             return []
         referenced = self.store.thumbnails()
@@ -201,7 +202,7 @@ class FaceTrace:
         idx_ids = self.index.ids()
         orphans = np.setdiff1d(idx_ids, db_ids, assume_unique=True)
         missing = np.setdiff1d(db_ids, idx_ids, assume_unique=True)
-        stray = self._orphan_thumbnails()
+        stray = self.orphan_thumbnails()
         if not (orphans.size or missing.size or stray or self._unplaced()):
             return ReconcileReport(0, 0, 0)
         try:
@@ -222,7 +223,7 @@ class FaceTrace:
                 self.index.add(ids, np.stack([embs[int(i)] for i in ids]))
                 added += int(ids.size)
         thumbs_removed = 0
-        for path in self._orphan_thumbnails():  # again, now that no one else writes
+        for path in self.orphan_thumbnails():  # again, now that no one else writes
             path.unlink(missing_ok=True)
             thumbs_removed += 1
         if removed or added:

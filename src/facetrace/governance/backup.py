@@ -22,7 +22,6 @@ the restored gallery. Without it, the report says that nothing was re-applied.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -36,6 +35,7 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.repository import GovernanceStore
 from facetrace.store.repository import Store, translates_store_errors
+from facetrace.vision.dlib_resnet import file_sha256
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -45,14 +45,6 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 FORMAT = 1
 DB = "facetrace.db"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +163,7 @@ def backup(engine: FaceTrace, actor: Actor, dest: Path) -> BackupManifest:
             missing += 1  # deleted after the snapshot (a takedown running alongside)
     index_included = _copy_index(engine.home, dest)
     files = {
-        p.relative_to(dest).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        p.relative_to(dest).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
         for p in sorted(dest.rglob("*"))
         if p.is_file()
     }
@@ -237,7 +229,7 @@ def restore(
     manifest = BackupManifest.load(Path(backup_dir))
     for rel, meta in manifest.files.items():
         path = Path(backup_dir) / rel
-        if not path.is_file() or _sha256(path) != meta["sha256"]:
+        if not path.is_file() or file_sha256(path) != meta["sha256"]:
             raise UsageError(f"backup file {rel} is missing or changed; not restoring")
     home = settings.home
     db = _sqlite_path(settings)
@@ -296,7 +288,7 @@ def _replay(
                 "does not pass through the backup's head); not replaying"
             )
         later = [e for e in AuditLog(store.engine).entries() if e.seq > manifest.audit_count]
-        templates = _templates(store)
+        templates = GovernanceStore(store.engine).template_rows()
         hosts = GovernanceStore(store.engine).blocked_hosts()
     finally:
         store.close()
@@ -312,30 +304,8 @@ def _replay(
     for host in sorted(hosts - GovernanceStore(engine.store.engine).blocked_hosts()):
         takedown_host(engine, actor, host)
         report.takedowns.append(f"host {host}")
-    report.templates = _add_templates(engine, templates)
+    report.templates = GovernanceStore(engine.store.engine).add_template_rows(templates)
     found = examine(engine, actor, repair=True)
     report.faces_removed = sum(
         f.repaired for f in found.findings if f.check is Check.OPTED_OUT_FACES
     )
-
-
-def _templates(store: Store) -> list[dict[str, Any]]:
-    with store.engine.connect() as conn:
-        return [
-            dict(r._mapping)
-            for r in conn.exec_driver_sql(
-                "SELECT id, model_id, embedding, group_id, role FROM suppression_templates"
-            )
-        ]
-
-
-def _add_templates(engine: FaceTrace, rows: list[dict[str, Any]]) -> int:
-    """Insert the opt-out templates the restored gallery lacks (by their random id)."""
-    from facetrace.governance import schema as gs
-
-    with engine.store.engine.begin() as conn:
-        have = set(conn.exec_driver_sql("SELECT id FROM suppression_templates").scalars())
-        fresh = [r for r in rows if r["id"] not in have]
-        if fresh:
-            conn.execute(gs.suppression_templates.insert(), fresh)
-    return len(fresh)

@@ -179,16 +179,7 @@ def _vectors_orphaned(engine: FaceTrace, repair: bool) -> Finding:
 
 def _thumbnails_orphaned(engine: FaceTrace, repair: bool) -> Finding:
     home = engine.home
-    referenced = engine.store.thumbnails()
-    orphans = (
-        [
-            p
-            for p in sorted(engine.thumbs_dir.rglob("*"))
-            if p.is_file() and p.relative_to(home).as_posix() not in referenced
-        ]
-        if engine.thumbs_dir.exists()
-        else []
-    )
+    orphans = sorted(engine.orphan_thumbnails())
     repaired = sum(wipe_file(p) for p in orphans) if repair else 0
     return Finding(
         Check.ORPHAN_THUMBNAILS,

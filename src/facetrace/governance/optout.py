@@ -82,9 +82,14 @@ class Suppression:
         self.threshold = float(threshold)
         self.rule = rule
         self._r2 = (self.references**2).sum(1)
-        # Groups with reached faces: where the growth step is worth testing.
+        # The faces of each opt-out that reached some (where the growth step applies),
+        # split once here: the suppressor runs on every ingest batch and search.
         groups, counts = np.unique(templates.groups, return_counts=True)
-        self._grown = [int(g) for g, c in zip(groups, counts, strict=True) if c > 1]
+        self._grown = [
+            templates.embeddings[templates.groups == g]
+            for g, c in zip(groups, counts, strict=True)
+            if c > 1
+        ]
 
     def min_distance(self, embeddings: np.ndarray) -> np.ndarray:
         """``(n,)`` float64: each face's distance to its nearest reference photo."""
@@ -101,8 +106,7 @@ class Suppression:
         hit = self.min_distance(embeddings) < self.threshold
         if self.rule is not None:
             e = np.asarray(embeddings, dtype=np.float64)
-            for g in self._grown:
-                person = self.templates.embeddings[self.templates.groups == g]
+            for person in self._grown:
                 rest = ~hit
                 if rest.any():
                     hit[rest] = joins(e[rest], person, self.rule)

@@ -293,6 +293,22 @@ class GovernanceStore:
             np.array([r.role != "reached" for r in rows], dtype=bool),
         )
 
+    def template_rows(self) -> list[dict[str, Any]]:
+        """Every opt-out template row as stored (to carry them into a restored gallery)."""
+        t = gs.suppression_templates
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(t))]
+
+    def add_template_rows(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert the template rows not held yet (by their random id); returns how many."""
+        t = gs.suppression_templates
+        with self.engine.begin() as conn:
+            have = set(conn.execute(select(t.c.id)).scalars())
+            fresh = [r for r in rows if r["id"] not in have]
+            if fresh:
+                conn.execute(t.insert(), fresh)
+        return len(fresh)
+
     # --- two-person confirmation -----------------------------------------------
 
     def get_confirmation(self, face_id: int, case_id: str) -> Confirmation | None:

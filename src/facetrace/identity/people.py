@@ -169,13 +169,11 @@ def _best_identity(
     support = Counter(owners[i] for i, _ in near if i in owners)
     nearby = set(support)
     blocked = repo.identities_in_photo(photo_id) | repo.rejections(face_id)
-    candidates = {}
-    for identity, close in support.items():
-        if identity in blocked:
-            continue
-        vecs = engine.store.embeddings(repo.members(identity, MEMBER_SAMPLE), dim)
-        if vecs:
-            candidates[identity] = (np.stack(list(vecs.values())), close)
+    candidates = {
+        identity: (_vectors(engine, repo, identity, dim), close)
+        for identity, close in support.items()
+        if identity not in blocked
+    }
     return choose_identity(x, candidates, threshold, votes), nearby
 
 
