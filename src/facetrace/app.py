@@ -188,6 +188,19 @@ class FaceTrace:
         repo = IdentityStore(self.store.engine)
         return bool(repo.unassigned(self.analyzer.model_id)) or bool(repo.empty())
 
+    def index_from_store(self, face_ids: np.ndarray) -> int:
+        """Add the stored vectors of ``(n,)`` int64 ``face_ids`` to the index (not saved);
+        returns how many were added (ids with no face row are skipped)."""
+        dim = self.analyzer.embedder.dim
+        added = 0
+        for start in range(0, face_ids.size, 10_000):
+            embs = self.store.embeddings([int(i) for i in face_ids[start : start + 10_000]], dim)
+            ids = np.asarray(list(embs), dtype=np.int64)
+            if ids.size:
+                self.index.add(ids, np.stack([embs[int(i)] for i in ids]))
+                added += int(ids.size)
+        return added
+
     def reconcile(self) -> ReconcileReport:
         """Make the index and thumbnails agree with the store (the source of truth).
 
@@ -197,7 +210,6 @@ class FaceTrace:
         looks out of step is its work in flight, and nothing is touched.
         """
         model_id = self.analyzer.model_id
-        dim = self.analyzer.embedder.dim
         db_ids = self.store.face_ids(model_id)
         idx_ids = self.index.ids()
         orphans = np.setdiff1d(idx_ids, db_ids, assume_unique=True)
@@ -214,14 +226,7 @@ class FaceTrace:
             # is its work in flight. It finishes it; the next open repairs a crash.
             return ReconcileReport(0, 0, 0)
         removed = self.index.remove(orphans) if orphans.size else 0
-        added = 0
-        for start in range(0, missing.size, 10_000):
-            chunk = [int(i) for i in missing[start : start + 10_000]]
-            embs = self.store.embeddings(chunk, dim)
-            ids = np.asarray(list(embs), dtype=np.int64)
-            if ids.size:
-                self.index.add(ids, np.stack([embs[int(i)] for i in ids]))
-                added += int(ids.size)
+        added = self.index_from_store(missing)
         thumbs_removed = 0
         for path in self.orphan_thumbnails():  # again, now that no one else writes
             path.unlink(missing_ok=True)

@@ -163,7 +163,8 @@ def _vectors_missing(engine: FaceTrace, repair: bool) -> Finding:
     missing = np.setdiff1d(db, idx)
     repaired = 0
     if repair and missing.size:
-        repaired = engine.reconcile().added_to_index
+        repaired = engine.index_from_store(missing)
+        engine.index.save()
     return Finding(Check.MISSING_VECTORS, int(missing.size), _examples(missing), repaired=repaired)
 
 

@@ -71,8 +71,7 @@ def migrate_index(
         if vectors_file is not None:
             with np.load(vectors_file) as data:
                 ids, vectors = data["ids"], data["vectors"]
-            _refuse_other_gallery(target, ids, to)
-            fresh = ~np.isin(ids, target.ids())
+            fresh = ~np.isin(ids, _refuse_other_gallery(target, ids, to))
             ids, vectors = ids[fresh], vectors[fresh]
             for start in range(0, ids.shape[0], 65_536):
                 target.add(ids[start : start + 65_536], vectors[start : start + 65_536])
@@ -89,7 +88,10 @@ def migrate_index(
         target.close()
 
 
-def _refuse_other_gallery(target: MaintainableIndex, ids: np.ndarray, to: IndexBackend) -> None:
+def _refuse_other_gallery(
+    target: MaintainableIndex, ids: np.ndarray, to: IndexBackend
+) -> np.ndarray:
+    """The ids ``target`` holds already; raises if any is not among ``ids``."""
     held = target.ids()
     stray = np.setdiff1d(held, ids)
     if stray.size:
@@ -97,3 +99,4 @@ def _refuse_other_gallery(target: MaintainableIndex, ids: np.ndarray, to: IndexB
             f"the {to.value} index already holds {held.size} vectors, {stray.size} of them "
             "not in this gallery; migrate into an empty index"
         )
+    return held

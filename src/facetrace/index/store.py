@@ -109,7 +109,6 @@ class VectorStore:
                 self._fh.flush()
             if self._rows == 0:
                 return np.empty((0, self._dim), dtype=np.float32)
-            assert self._path is not None
             self._view = np.memmap(self._path, np.float32, "r", shape=(self._rows, self._dim))
         return self._view[:n]
 
