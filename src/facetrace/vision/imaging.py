@@ -3,19 +3,27 @@
 Checks, in order, before any pixel is decoded:
 
 1. byte cap (``max_bytes``);
-2. format by content (magic bytes), against an allowlist (JPEG, PNG, WebP, GIF,
-   BMP, TIFF) - the file name's extension is ignored;
+2. format by content (magic bytes, or the ``ftyp`` brands of an ISO-BMFF file),
+   against an allowlist (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF) - the
+   file name's extension is ignored;
 3. pixel cap (``max_pixels``) on the header's declared size, so a 30000x30000
    "bomb" is refused before its pixels are allocated.
 
 Then it decodes fully (a truncated file is an error, never a grey half-image),
 applies EXIF orientation and converts to RGB. Returns ``(h, w, 3)`` uint8.
+
+HEIC/HEIF is decoded by ``pillow-heif`` (registered with Pillow on first use),
+AVIF by Pillow itself. libheif applies the container's rotation while decoding
+and resets the EXIF orientation to 1, Pillow's AVIF reader leaves the pixels as
+stored and reports the rotation as EXIF orientation: either way the one
+``exif_transpose`` below turns the photo upright exactly once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +51,17 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"MM\x00*", 0, "TIFF"),
     (b"WEBP", 8, "WEBP"),
 )
-ALLOWED_FORMATS = frozenset(fmt for _, _, fmt in _MAGIC)
+
+# ISO-BMFF ``ftyp`` brands (major or compatible) of the HEIF family, by Pillow format name.
+# AVIF is checked first: an AVIF file may also list the generic ``mif1``/``msf1``.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+ALLOWED_FORMATS = frozenset({fmt for _, _, fmt in _MAGIC} | {"HEIF", "AVIF"})
+
+_heif_lock = threading.Lock()
+_heif_registered = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +83,45 @@ class DecodedImage:
 
 
 def sniff_format(data: bytes) -> str | None:
-    """Return the allowed format the bytes start with, or None."""
+    """Return the allowed format the bytes start with, or None.
+
+    Only formats with a fixed signature; see :func:`sniff_isobmff` for HEIF/AVIF.
+    """
     for magic, offset, fmt in _MAGIC:
         if data[offset : offset + len(magic)] == magic:
             if fmt == "WEBP" and data[:4] != b"RIFF":
                 continue
             return fmt
     return None
+
+
+def sniff_isobmff(data: bytes) -> str | None:
+    """Return ``"AVIF"`` or ``"HEIF"`` from the brands of a leading ``ftyp`` box, or None.
+
+    The box is ``size(4) "ftyp" major_brand(4) minor_version(4) compatible_brands(4 each)``.
+    """
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(data[:4], "big"), len(data))
+    brands = {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def _register_heif() -> None:
+    """Register pillow-heif's HEIF opener with Pillow, once (AVIF is Pillow's own)."""
+    global _heif_registered
+    with _heif_lock:
+        if _heif_registered:
+            return
+        from pillow_heif import register_heif_opener
+
+        # Only the primary image: thumbnails, depth maps and auxiliary images are not read.
+        register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        _heif_registered = True
 
 
 def read_image_bytes(path: Path, max_bytes: int) -> bytes:
@@ -97,11 +147,14 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise ImageTooLargeError(f"file is {len(data)} bytes, over the {max_bytes}-byte limit")
     if not data:
         raise CorruptImageError("file is empty")
-    fmt = sniff_format(data)
+    fmt = sniff_format(data) or sniff_isobmff(data)
     if fmt is None:
         raise UnsupportedFormatError(
-            "not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF, checked by content)"
+            "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF, "
+            "checked by content)"
         )
+    if fmt == "HEIF":
+        _register_heif()
     sha = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -128,7 +181,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         ) from exc
     except UnidentifiedImageError as exc:
         raise CorruptImageError(f"{fmt} data could not be decoded") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError) as exc:
+        # RuntimeError: libheif's errors that are not "invalid input" (e.g. its own limits).
         raise CorruptImageError(f"{fmt} data is truncated or corrupt: {exc}") from exc
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise CorruptImageError(f"unexpected pixel layout {pixels.shape}")
