@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from facetrace import FaceTrace, Settings
+from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FR = FIXTURES / "face_recognition"
@@ -25,6 +26,12 @@ def settings(tmp_path: Path) -> Settings:
 def engine(settings: Settings) -> Iterator[FaceTrace]:
     with FaceTrace.open(settings) as ft:
         yield ft
+
+
+@pytest.fixture(scope="session")
+def analyzer(tmp_path_factory: pytest.TempPathFactory) -> FaceAnalyzer:
+    """The real analyzer, shared so the descriptor model is converted and loaded once."""
+    return build_analyzer(Settings(home=tmp_path_factory.mktemp("models"), workers=1))
 
 
 @pytest.fixture(scope="session")

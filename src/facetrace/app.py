@@ -35,11 +35,13 @@ from facetrace.evaluation.calibration import Calibration, decision_threshold, lo
 from facetrace.events import (
     Event,
     EventSink,
+    FieldChange,
     IngestCompleted,
     IngestRefused,
     SearchPerformed,
     SourceRegistered,
     SourceStatusChanged,
+    SourceUpdated,
     VerifyPerformed,
 )
 from facetrace.governance.audit import AuditLog
@@ -61,6 +63,9 @@ from facetrace.vision.imaging import DecodedImage, decode_image, read_image_byte
 Clock = Callable[[], datetime]
 
 SOURCE_KINDS = ("folder", "url-list", "warc", "web")
+
+#: Keys a source's stored policy may hold besides :class:`SourcePolicy`'s fields.
+SOURCE_SETTINGS = ("retention_days",)
 
 
 def utc_now() -> datetime:
@@ -271,7 +276,7 @@ class FaceTrace:
             kind=kind,
             lawful_basis=lawful_basis.strip(),
             jurisdiction=jurisdiction,
-            policy=policy or {},
+            policy=self._checked_source_policy(policy or {}),
             now=self.clock(),
         )
         self.track_event(
@@ -299,6 +304,77 @@ class FaceTrace:
         record = self.store.get_source(name)
         assert record is not None
         return record
+
+    def update_source(
+        self,
+        name: str,
+        *,
+        lawful_basis: str | None = None,
+        jurisdiction: str | None = None,
+        policy_changes: dict[str, Any] | None = None,
+        actor: str = "local",
+    ) -> SourceRecord:
+        """Change the given settings of a registered source and keep the others.
+
+        ``None`` leaves a setting as it is; ``jurisdiction=""`` clears it. In
+        ``policy_changes`` (keys: :class:`SourcePolicy` fields and ``retention_days``)
+        a value of ``None`` removes the key, so the default applies again. The
+        result is validated as a whole before anything is written, and the change
+        is audited (:class:`SourceUpdated`) with each setting's old and new value.
+        Returns the updated record; raises UnknownSourceError or UsageError.
+        """
+        if lawful_basis is None and jurisdiction is None and not policy_changes:
+            raise UsageError("nothing to change: give at least one setting")
+        record = self.store.get_source(name)
+        if record is None:
+            raise UnknownSourceError(f"source {name!r} is not registered")
+        basis = record.lawful_basis if lawful_basis is None else lawful_basis.strip()
+        if not basis:
+            raise UsageError("a source needs a lawful basis (--basis)")
+        where = record.jurisdiction if jurisdiction is None else (jurisdiction.strip() or None)
+        stored = dict(record.policy)
+        for key, value in (policy_changes or {}).items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        stored = self._checked_source_policy(stored)
+        changes = {
+            key: FieldChange(old=old, new=new)
+            for key, old, new in [
+                ("lawful_basis", record.lawful_basis, basis),
+                ("jurisdiction", record.jurisdiction, where),
+                *(
+                    (k, record.policy.get(k), stored.get(k))
+                    for k in sorted(set(record.policy) | set(stored))
+                ),
+            ]
+            if old != new
+        }
+        if not changes:
+            return record
+        updated = self.store.update_source(
+            name, lawful_basis=basis, jurisdiction=where, policy=stored
+        )
+        if updated is None:
+            raise UnknownSourceError(f"source {name!r} is not registered")
+        self.track_event(SourceUpdated(actor=actor, at=self.clock(), name=name, changes=changes))
+        return updated
+
+    @staticmethod
+    def _checked_source_policy(stored: dict[str, Any]) -> dict[str, Any]:
+        """``stored`` validated (UsageError naming the bad setting) and in stored form."""
+        unknown = set(stored) - SourcePolicy.field_names() - set(SOURCE_SETTINGS)
+        if unknown:
+            raise UsageError(f"unknown source policy settings: {', '.join(sorted(unknown))}")
+        days = stored.get("retention_days")
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365_000
+        ):
+            raise UsageError(
+                f"retention_days must be a number of days in (0, 365000], got {days!r}"
+            )
+        return SourcePolicy.validate(stored)
 
     def source(self, name: str) -> SourceRecord:
         """The registered source named ``name``, usable for collection."""

@@ -75,6 +75,10 @@ class StoreError(FaceTraceError):
     """The metadata store failed or is inconsistent."""
 
 
+class ConflictError(StoreError):
+    """The request conflicts with what is stored: a name that is taken, say."""
+
+
 class IndexBackendError(FaceTraceError):
     """A vector index backend failed."""
 
@@ -149,6 +153,7 @@ __all__ = [
     "AccessDeniedError",
     "AuditError",
     "ConfigError",
+    "ConflictError",
     "CorruptImageError",
     "FaceTraceError",
     "FetchError",

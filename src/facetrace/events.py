@@ -45,6 +45,28 @@ class SourceStatusChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FieldChange:
+    """One setting's value before and after a change (``None`` = unset, the default)."""
+
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceUpdated(Event):
+    """A source's lawful basis, jurisdiction or policy changed (``sources set``).
+
+    ``changes`` maps each changed setting (``lawful_basis``, ``jurisdiction`` or a
+    stored policy key such as ``max_depth``) to its old and new value; unchanged
+    settings are left out. Source settings hold no secrets.
+    """
+
+    kind: ClassVar[str] = "source.updated"
+    name: str
+    changes: dict[str, FieldChange]
+
+
+@dataclass(frozen=True, kw_only=True)
 class IngestCompleted(Event):
     kind: ClassVar[str] = "ingest.completed"
     source: str

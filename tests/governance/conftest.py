@@ -11,7 +11,7 @@ import pytest
 from facetrace import FaceTrace, Settings
 from facetrace.governance.access import Actor, Role
 from facetrace.ingest.tasks import PhotoTask
-from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
+from facetrace.vision.analyzer import FaceAnalyzer
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -30,12 +30,6 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
-
-
-@pytest.fixture(scope="session")
-def analyzer(tmp_path_factory: pytest.TempPathFactory) -> FaceAnalyzer:
-    """The real analyzer, shared so the descriptor model is converted and loaded once."""
-    return build_analyzer(Settings(home=tmp_path_factory.mktemp("models"), workers=1))
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("sources", "list"), [], None),
     (("sources", "show"), ["s1"], None),
     (("sources", "add"), ["new-src", "--basis", "b"], Action.SOURCES_MANAGE),
+    (("sources", "set"), ["victim", "--max-depth", "1"], Action.SOURCES_MANAGE),
     (("sources", "block"), ["victim"], Action.SOURCES_MANAGE),
     (("ingest",), [MISSING, "--source", "s1"], Action.INGEST),
     (("jobs", "list"), [], Action.INGEST),

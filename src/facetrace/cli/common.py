@@ -94,39 +94,34 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 def opened(ctx: typer.Context) -> Iterator[Any]:
     """Open the engine for the command's settings and close it afterwards.
 
-    The caller is authenticated and the command authorised first (governance gate).
+    The caller is authenticated first (:func:`~facetrace.cli.governance.sign_in`); each
+    operation the command then calls checks its own permission.
     """
     from facetrace.app import FaceTrace
-    from facetrace.cli.governance import _actor, gate_command
+    from facetrace.cli.governance import _actor, sign_in
 
     engine = FaceTrace.open(settings_from(ctx))
     token = _actor.set(None)
     try:
-        gate_command(ctx, engine)
+        sign_in(ctx, engine)
         yield engine
     finally:
         _actor.reset(token)
         engine.close()
 
 
-def authorize(ctx: typer.Context) -> None:
-    """Authenticate and authorise the running command, for commands that do not keep
-    the engine open (they open the index or write files themselves)."""
-    with opened(ctx):
-        pass
+def authorize(ctx: typer.Context, check: Callable[[Any, Any], None]) -> None:
+    """Authenticate the caller and run an operation's permission ``check(engine, actor)``,
+    for commands that do their work without the engine (they write files themselves)."""
+    from facetrace.cli.governance import actor_or_fail
+
+    with opened(ctx) as engine:
+        check(engine, actor_or_fail())
 
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
-
-
-def actor_name() -> str:
-    """The authorised actor of the running command (see ``opened``), else the local one."""
-    from facetrace.cli.governance import current_actor
-
-    actor = current_actor()
-    return actor.label if actor is not None else local_actor_name()
 
 
 def local_actor_name() -> str:

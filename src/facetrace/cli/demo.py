@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facetrace.cli.common import actor_name, console, err_console, handle_errors, settings_from
+from facetrace.cli.common import (
+    console,
+    err_console,
+    handle_errors,
+    local_actor_name,
+    settings_from,
+)
 
 DEMO_SOURCE = "demo-samples"
 DEMO_BASIS = "bundled sample photos (MIT and Boost licences), for demonstration"
@@ -33,10 +39,10 @@ def demo(
     samples = samples_dir()
     with FaceTrace.open(settings) as engine:
         if engine.store.get_source(DEMO_SOURCE) is None:
-            engine.add_source(DEMO_SOURCE, lawful_basis=DEMO_BASIS, actor=actor_name())
+            engine.add_source(DEMO_SOURCE, lawful_basis=DEMO_BASIS, actor=local_actor_name())
         err_console.print(f"building the demo gallery in {settings.home} ...")
         summary = engine.ingest(
-            [samples / "gallery"], source=DEMO_SOURCE, workers=1, actor=actor_name()
+            [samples / "gallery"], source=DEMO_SOURCE, workers=1, actor=local_actor_name()
         )
         console.print(
             f"gallery: {summary.photos_added} photos added ({summary.duplicates} already there), "
@@ -53,7 +59,7 @@ def demo(
                 case_id="demo",
                 reason="facetrace demo",
                 top_k=top_k,
-                actor=actor_name(),
+                actor=local_actor_name(),
             )
             if not result.faces:
                 table.add_row(probe.name, "-", "", "", "no face found", "")

@@ -344,10 +344,11 @@ def calibrate(
 
     settings = settings_from(ctx)
     if out is None:
-        # The table in HOME changes every search's false-match rates: admins only.
+        # The table in HOME changes every search's false-match rates.
         from facetrace.cli.common import authorize
+        from facetrace.operations.index import check_calibrate
 
-        authorize(ctx)
+        authorize(ctx, check_calibrate)
     if not images.is_dir():
         raise UsageError(f"--images {images} is not a folder")
     if image_list is not None:
@@ -482,8 +483,9 @@ def demographics(
         raise UsageError("give --threshold or --fmr, not both")
     if calibrate is not None and out is None:
         from facetrace.cli.common import authorize
+        from facetrace.operations.index import check_calibrate
 
-        authorize(ctx)  # the home's table moves every search's threshold: admins only
+        authorize(ctx, check_calibrate)  # the home's table moves every search's threshold
     if not images.is_dir():
         raise UsageError(f"--images {images} is not a folder")
     label_set = read_labels(labels, [g.strip() for g in groups.split(",")] if groups else None)

@@ -1,10 +1,9 @@
-"""Governance commands, and the permission gate every CLI command passes through.
+"""Governance commands, and signing in.
 
-``opened(ctx)`` (cli/common.py) calls :func:`gate_command` right after opening the
-engine: it authenticates the caller (``--api-key`` / ``FACETRACE_API_KEY``, or the
-bootstrap admin while no user exists) and asks :func:`~facetrace.governance.access.authorize`
-about the command's action from :data:`COMMAND_ACTIONS`. A command missing from the
-table is allowed to admins only (fail closed).
+``opened(ctx)`` (cli/common.py) calls :func:`sign_in` right after opening the engine: it
+authenticates the caller (``--api-key`` / ``FACETRACE_API_KEY``, or the bootstrap admin
+while no user exists). What the actor may do is checked by the operation each command
+calls (:mod:`facetrace.operations`), the same for the CLI and the HTTP API.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from facetrace import operations as ops
 from facetrace.cli.common import console, handle_errors, opened, print_json
 from facetrace.errors import AccessDeniedError, UsageError
-from facetrace.events import AccessDenied, AuditExported
+from facetrace.events import AccessDenied
 from facetrace.governance import access
-from facetrace.governance.access import Action, Actor, Role
+from facetrace.governance.access import Actor, Role
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -30,54 +30,11 @@ if TYPE_CHECKING:
 API_KEY_META = "facetrace.api_key"
 API_KEY_ENV = "FACETRACE_API_KEY"
 
-AUTHENTICATED = None
-"""Marker in :data:`COMMAND_ACTIONS`: any authenticated actor may run the command."""
-
-COMMAND_ACTIONS: dict[tuple[str, ...], Action | None] = {
-    ("ingest",): Action.INGEST,
-    ("search",): Action.SEARCH,
-    ("verify",): Action.VERIFY,
-    ("stats",): AUTHENTICATED,
-    ("sources", "add"): Action.SOURCES_MANAGE,
-    ("sources", "block"): Action.SOURCES_MANAGE,
-    ("sources", "list"): AUTHENTICATED,
-    ("sources", "show"): AUTHENTICATED,
-    ("jobs", "list"): Action.INGEST,
-    ("jobs", "show"): Action.INGEST,
-    ("jobs", "resume"): Action.INGEST,
-    ("takedown",): Action.TAKEDOWN,
-    ("optout",): Action.OPTOUT,
-    ("confirm",): Action.MATCH_CONFIRM,
-    ("audit", "head"): Action.AUDIT_VERIFY,
-    ("audit", "verify"): Action.AUDIT_VERIFY,
-    ("audit", "export"): Action.AUDIT_READ,
-    ("users", "add"): Action.USERS_MANAGE,
-    ("users", "list"): Action.USERS_MANAGE,
-    ("users", "revoke"): Action.USERS_MANAGE,
-    # keys: users may list and revoke their own, so the resource decides (inside).
-    ("keys", "add"): AUTHENTICATED,
-    ("keys", "list"): AUTHENTICATED,
-    ("keys", "revoke"): AUTHENTICATED,
-    ("retention", "run"): Action.RETENTION_RUN,
-    ("doctor",): Action.DOCTOR,
-    ("backup",): Action.BACKUP,
-    ("index", "stats"): AUTHENTICATED,
-    ("people", "list"): Action.PEOPLE_VIEW,
-    ("people", "show"): Action.PEOPLE_VIEW,
-    ("people", "merge"): Action.PEOPLE_EDIT,
-    ("people", "split"): Action.PEOPLE_EDIT,
-    ("people", "name"): Action.PEOPLE_EDIT,
-    ("people", "reject"): Action.PEOPLE_EDIT,
-    ("people", "recluster"): Action.PEOPLE_EDIT,
-    # index rebuild / migrate, eval calibrate and eval demographics --calibrate change
-    # the gallery (its threshold): admins only.
-}
-
 _actor: ContextVar[Actor | None] = ContextVar("facetrace_actor", default=None)
 
 
 def current_actor() -> Actor | None:
-    """The actor the running command was authorised as (None outside a command)."""
+    """The actor the running command signed in as (None outside a command)."""
     return _actor.get()
 
 
@@ -90,23 +47,13 @@ def _command_path(ctx: typer.Context) -> tuple[str, ...]:
     return tuple(reversed(names))
 
 
-def _resource(ctx: typer.Context) -> str | None:
-    for param, prefix in (("case", "case"), ("source", "source"), ("name", "name")):
-        value = ctx.params.get(param)
-        if isinstance(value, str) and value:
-            return f"{prefix}:{value}"
-    return None
-
-
-def gate_command(ctx: typer.Context, engine: FaceTrace) -> Actor:
-    """Authenticate the caller and authorise the running command; audit any refusal.
-
-    Sets :func:`current_actor` for the rest of the command.
-    """
+def sign_in(ctx: typer.Context, engine: FaceTrace) -> Actor:
+    """Authenticate the caller (``--api-key`` / ``FACETRACE_API_KEY``, or the bootstrap
+    admin while no user exists); audit a refusal. Permissions are the operations' to
+    check. Sets :func:`current_actor` for the rest of the command."""
     from facetrace.cli.common import local_actor_name
 
     token = ctx.meta.get(API_KEY_META) or os.environ.get(API_KEY_ENV) or None
-    path = _command_path(ctx)
     try:
         actor = access.authenticate(engine, token, local_actor_name())
     except AccessDeniedError as exc:
@@ -114,28 +61,12 @@ def gate_command(ctx: typer.Context, engine: FaceTrace) -> Actor:
             AccessDenied(
                 actor="unauthenticated",
                 at=engine.clock(),
-                action=" ".join(path),
+                action=" ".join(_command_path(ctx)),
                 resource=None,
                 reason=str(exc),
             )
         )
         raise
-    if path not in COMMAND_ACTIONS:
-        if actor.role is not Role.ADMIN:
-            engine.track_event(
-                AccessDenied(
-                    actor=actor.label,
-                    at=engine.clock(),
-                    action=" ".join(path),
-                    resource=None,
-                    reason="command has no permission mapping: admins only",
-                )
-            )
-            raise AccessDeniedError(f"access denied: '{' '.join(path)}' is for admins only")
-    else:
-        action = COMMAND_ACTIONS[path]
-        if action is not None:
-            access.require(engine, actor, action, _resource(ctx))
     _actor.set(actor)
     return actor
 
@@ -227,10 +158,8 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 @handle_errors
 def audit_head(ctx: typer.Context) -> None:
     """Print the log's head (count and hash) as JSON; keep it outside the system."""
-    from facetrace.governance.audit import AuditLog
-
     with opened(ctx) as engine:
-        head = AuditLog(engine.store.engine).head()
+        head = ops.audit.head(engine, actor_or_fail())
     print_json(head.to_dict())
 
 
@@ -245,7 +174,7 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check the chain; exits 3 if any entry was changed, deleted, reordered or cut off."""
-    from facetrace.governance.audit import AuditHead, AuditLog
+    from facetrace.governance.audit import AuditHead
 
     head = None
     if anchor is not None:
@@ -254,7 +183,7 @@ def audit_verify(
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read the anchor {anchor}: {exc}") from exc
     with opened(ctx) as engine:
-        report = AuditLog(engine.store.engine).verify(head)
+        report = ops.audit.verify(engine, actor_or_fail(), head)
     if as_json:
         print_json(report.to_dict())
     elif report.ok:
@@ -273,17 +202,9 @@ def audit_export(
     case: Annotated[str, typer.Option("--case", help="Case ID.")],
 ) -> None:
     """Print one case's trail as JSON: its entries with their hashes and links."""
-    from facetrace.governance.audit import AuditLog
-
     with opened(ctx) as engine:
-        log = AuditLog(engine.store.engine)
-        entries = log.entries(case)
-        actor = actor_or_fail()
-        engine.track_event(
-            AuditExported(actor=actor.label, at=engine.clock(), case_id=case, entries=len(entries))
-        )
-        head = log.head()
-    print_json({"case_id": case, "entries": [e.to_dict() for e in entries], "head": head.to_dict()})
+        exported = ops.audit.export(engine, actor_or_fail(), case)
+    print_json(exported.to_dict())
 
 
 # --- users and keys ----------------------------------------------------------------
@@ -325,15 +246,7 @@ def users_list(
     """List users."""
     with opened(ctx) as engine:
         users = access.list_users(engine, actor_or_fail())
-    rows = [
-        {
-            "name": u.name,
-            "role": u.role,
-            "created_at": u.created_at.isoformat(),
-            "revoked_at": u.revoked_at.isoformat() if u.revoked_at else None,
-        }
-        for u in users
-    ]
+    rows = [u.to_dict() for u in users]
     if as_json:
         print_json(rows)
         return
@@ -386,17 +299,7 @@ def keys_list(
     """List keys (ids, scopes, dates; never secrets)."""
     with opened(ctx) as engine:
         keys = access.list_keys(engine, actor_or_fail(), user)
-    rows = [
-        {
-            "key_id": k.key_id,
-            "user_id": k.user_id,
-            "scopes": list(k.scopes),
-            "created_at": k.created_at.isoformat(),
-            "expires_at": k.expires_at.isoformat() if k.expires_at else None,
-            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-        }
-        for k in keys
-    ]
+    rows = [k.to_dict() for k in keys]
     if as_json:
         print_json(rows)
         return

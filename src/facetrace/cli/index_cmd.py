@@ -20,20 +20,6 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
-def _gallery_index(ctx: typer.Context) -> tuple[Settings, int, str]:
-    """Authorise the command, then name the gallery's index: ``(settings, dim, name)``.
-
-    The index is the one the engine uses for the configured model."""
-    from facetrace.app import index_name
-    from facetrace.cli.common import authorize
-    from facetrace.vision.analyzer import build_analyzer
-
-    authorize(ctx)
-    settings = _settings(ctx)
-    embedder = build_analyzer(settings).embedder
-    return settings, embedder.dim, index_name(embedder.model_id)
-
-
 def _fail(exc: FaceTraceError) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=1)
@@ -45,11 +31,13 @@ def stats(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show the index backend, structure, counts and sizes."""
-    from facetrace.index.maintenance import index_stats
+    from facetrace.cli.common import opened
+    from facetrace.cli.governance import actor_or_fail
+    from facetrace.operations import index
 
     try:
-        settings, dim, name = _gallery_index(ctx)
-        info = index_stats(settings, dim, name)
+        with opened(ctx) as engine:
+            info = index.stats(engine, actor_or_fail())
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     if json:
@@ -62,11 +50,13 @@ def stats(
 @index_app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Drop removed vectors for good and rebuild the search structure."""
-    from facetrace.index.maintenance import rebuild_index
+    from facetrace.cli.common import opened
+    from facetrace.cli.governance import actor_or_fail
+    from facetrace.operations import index
 
     try:
-        settings, dim, name = _gallery_index(ctx)
-        info = rebuild_index(settings, dim, name)
+        with opened(ctx) as engine:
+            info = index.rebuild(engine, actor_or_fail())
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     typer.echo(f"rebuilt {info['backend']} index: {info['count']} vectors")
@@ -84,11 +74,13 @@ def migrate(
     ),
 ) -> None:
     """Copy every vector into another backend, without re-embedding."""
-    from facetrace.index.maintenance import migrate_index
+    from facetrace.cli.common import opened
+    from facetrace.cli.governance import actor_or_fail
+    from facetrace.operations import index
 
     try:
-        settings, dim, name = _gallery_index(ctx)
-        moved = migrate_index(settings, to, source, vectors, dim, name)
+        with opened(ctx) as engine:
+            moved = index.migrate(engine, actor_or_fail(), to, source=source, vectors=vectors)
     except FaceTraceError as exc:
         raise _fail(exc) from exc
     typer.echo(f"copied {moved} vectors into {to.value}")

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from facetrace import operations as ops
 from facetrace.cli.common import (
-    actor_name,
     console,
     handle_errors,
     opened,
@@ -16,6 +16,7 @@ from facetrace.cli.common import (
     print_summary,
     run_with_progress,
 )
+from facetrace.cli.governance import actor_or_fail
 
 app = typer.Typer(help="Ingest jobs: list, show errors, resume.", no_args_is_help=True)
 
@@ -25,7 +26,7 @@ app = typer.Typer(help="Ingest jobs: list, show errors, resume.", no_args_is_hel
 def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The most recent ingest jobs."""
     with opened(ctx) as engine:
-        records = engine.store.jobs()
+        records = ops.ingest.jobs(engine, actor_or_fail())
     if as_json:
         print_json([j.to_dict() for j in records])
         return
@@ -53,12 +54,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One job: its inputs, status, item counts and every item's error."""
-    from facetrace.errors import NotFoundError
-
     with opened(ctx) as engine:
-        job = engine.store.job(job_id)
-    if job is None:
-        raise NotFoundError(f"no ingest job {job_id}")
+        job = ops.ingest.job(engine, actor_or_fail(), job_id)
     if as_json:
         print_json(job.to_dict())
         return
@@ -82,10 +79,11 @@ def resume(
 ) -> None:
     """Finish an interrupted job; items already done are skipped unread."""
     with opened(ctx) as engine:
+        actor = actor_or_fail()
         summary = run_with_progress(
             None,
-            lambda on_item: engine.resume_job(
-                job_id, workers=workers, on_item=on_item, actor=actor_name()
+            lambda on_item: ops.ingest.resume(
+                engine, actor, job_id, workers=workers, on_item=on_item
             ),
         )
     print_summary(summary, as_json)

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from facetrace import operations as ops
 from facetrace.cli import bench, demo, index_cmd, jobs, people, sources
 from facetrace.cli import eval as eval_cmd
 from facetrace.cli import governance as governance_cli
 from facetrace.cli.common import (
-    actor_name,
     build_settings,
     console,
     handle_errors,
@@ -91,13 +91,14 @@ def ingest(
     from facetrace.ingest.folder import iter_files
 
     with opened(ctx) as engine:
-        engine.source(source)  # fail fast on an unknown or blocked source
+        actor = governance_cli.actor_or_fail()
+        ops.ingest.check_source(engine, actor, source)  # fail fast, before counting files
         kind = input_kind(paths)
         total = sum(1 for _ in iter_files(paths)) if kind is InputKind.FOLDER else None
         summary = run_with_progress(
             total,
-            lambda on_item: engine.ingest(
-                paths, source=source, workers=workers, on_item=on_item, actor=actor_name()
+            lambda on_item: ops.ingest.ingest(
+                engine, actor, paths, source=source, workers=workers, on_item=on_item
             ),
         )
     print_summary(summary, as_json)
@@ -121,7 +122,9 @@ def search(
     if not case or not reason:
         raise UsageError("every search needs --case ID and --reason TEXT; it is audited")
     with opened(ctx) as engine:
-        result = engine.search(photo, case_id=case, reason=reason, top_k=top_k, actor=actor_name())
+        result = ops.gallery.search(
+            engine, governance_cli.actor_or_fail(), photo, case_id=case, reason=reason, top_k=top_k
+        )
     if as_json:
         print_json(result.to_dict())
         return
@@ -174,7 +177,7 @@ def verify(
 ) -> None:
     """Compare the largest face of two photos (1:1)."""
     with opened(ctx) as engine:
-        result = engine.verify(photo_a, photo_b, actor=actor_name())
+        result = ops.gallery.verify(engine, governance_cli.actor_or_fail(), photo_a, photo_b)
     if as_json:
         print_json(result.to_dict())
         return
@@ -199,7 +202,7 @@ def stats(
 ) -> None:
     """Counts of sources, photos and faces."""
     with opened(ctx) as engine:
-        s = engine.stats()
+        s = ops.gallery.stats(engine, governance_cli.actor_or_fail())
     if as_json:
         print_json(s.to_dict())
         return

@@ -60,6 +60,8 @@ class Action(StrEnum):
     PEOPLE_EDIT = "people.edit"
     DOCTOR = "doctor"
     BACKUP = "backup"
+    INDEX_MANAGE = "index.manage"
+    CALIBRATE = "calibrate"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
@@ -114,12 +116,18 @@ def authorize(actor: Actor, action: Action, resource: str | None = None) -> None
     """The one permission check. Returns if allowed, else raises AccessDeniedError.
 
     ``resource`` names what is acted on (``case:<id>``, ``source:<name>``,
-    ``user:<name>``, ``key:<id>``...). One resource rule: a user may always list and
-    revoke their own keys (``keys.manage`` on ``user:<own name>``).
+    ``user:<name>``, ``key:<id>``...). One resource rule: a user may manage their own
+    keys (``keys.manage`` on ``user:<own name>``), but only with an unscoped key: a key
+    narrowed to some actions must not mint itself a wider one.
     """
     if action in allowed_actions(actor):
         return
-    if action is Action.KEYS_MANAGE and resource == f"user:{actor.name}" and not actor.bootstrap:
+    if (
+        action is Action.KEYS_MANAGE
+        and resource == f"user:{actor.name}"
+        and not actor.bootstrap
+        and actor.scopes is None
+    ):
         return
     where = f" on {resource}" if resource else ""
     raise AccessDeniedError(f"access denied: {actor.label} ({actor.role}) may not {action}{where}")

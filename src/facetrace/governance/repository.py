@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from facetrace.errors import AuditError, StoreError
+from facetrace.errors import AuditError, ConflictError, StoreError
 from facetrace.governance import schema as gs
 from facetrace.store import schema
 from facetrace.store.repository import utc
@@ -33,6 +33,14 @@ class UserRecord:
     created_at: datetime
     revoked_at: datetime | None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
@@ -45,6 +53,17 @@ class KeyRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key as it may be shown: never its digest."""
+        return {
+            "key_id": self.key_id,
+            "user_id": self.user_id,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +169,7 @@ class GovernanceStore:
             with self.engine.begin() as conn:
                 conn.execute(gs.users.insert().values(name=name, role=role, created_at=now))
         except IntegrityError as exc:
-            raise StoreError(f"a user named {name!r} already exists") from exc
+            raise ConflictError(f"a user named {name!r} already exists") from exc
         user = self.get_user(name)
         if user is None:  # pragma: no cover - just inserted
             raise StoreError(f"user {name!r} was not stored")

@@ -18,7 +18,13 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from facetrace import faults
-from facetrace.errors import FaceTraceError, StorageFullError, StoreError, is_storage_full
+from facetrace.errors import (
+    ConflictError,
+    FaceTraceError,
+    StorageFullError,
+    StoreError,
+    is_storage_full,
+)
 from facetrace.store import migrations, schema
 from facetrace.types import BBox, Provenance, Stats
 from facetrace.vision.phash import bands as phash_bands
@@ -43,6 +49,22 @@ class SourceRecord:
     status: str
     policy: dict[str, Any]
     created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The source with its whole policy: the stored settings, defaults for the rest."""
+        from facetrace.ingest.fetch.policy import SourcePolicy
+
+        policy: dict[str, Any] = SourcePolicy.from_source(self.policy).as_dict()
+        policy["retention_days"] = self.policy.get("retention_days")
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "lawful_basis": self.lawful_basis,
+            "jurisdiction": self.jurisdiction,
+            "status": self.status,
+            "policy": policy,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +245,7 @@ class Store:
                     )
                 )
         except IntegrityError as exc:
-            raise StoreError(f"a source named {name!r} already exists") from exc
+            raise ConflictError(f"a source named {name!r} already exists") from exc
         record = self.get_source(name)
         assert record is not None
         return record
@@ -243,6 +265,23 @@ class Store:
             conn.execute(
                 schema.sources.update().where(schema.sources.c.name == name).values(status=status)
             )
+
+    def update_source(
+        self, name: str, *, lawful_basis: str, jurisdiction: str | None, policy: dict[str, Any]
+    ) -> SourceRecord | None:
+        """Replace a source's lawful basis, jurisdiction and stored policy (status and
+        kind stay); returns the updated record, or None when no source has that name."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                schema.sources.update()
+                .where(schema.sources.c.name == name)
+                .values(
+                    lawful_basis=lawful_basis,
+                    jurisdiction=jurisdiction,
+                    policy=json.dumps(policy, sort_keys=True),
+                )
+            ).rowcount
+        return self.get_source(name) if updated else None
 
     # --- photos and faces --------------------------------------------------
 

@@ -8,13 +8,14 @@ field can lift it: these sites' terms forbid facial recognition or scraping for 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
 
-from facetrace.errors import ConfigError
+from facetrace.errors import ConfigError, UsageError
 
 #: Hosts (and all their subdomains) never fetched, whatever a source's scope says.
 DEFAULT_DENY_HOSTS: frozenset[str] = frozenset(
@@ -104,6 +105,22 @@ class SourcePolicy:
             raise ConfigError("allowed_hosts and denied_hosts are sets of host names, not a string")
         if isinstance(self.url_prefixes, str):
             raise ConfigError("url_prefixes is a tuple of prefixes, not a string")
+        for name in ("allowed_hosts", "denied_hosts", "url_prefixes"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple | set | frozenset) or not all(
+                isinstance(v, str) and v.strip() for v in value
+            ):
+                raise ConfigError(f"{name} must be a list of non-empty strings, got {value!r}")
+        for name in ("max_depth", "max_pages", "max_concurrency_per_host", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        for name in ("rate_limit", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be finite, got {value!r}")
         object.__setattr__(self, "allowed_hosts", frozenset(self.allowed_hosts))
         object.__setattr__(self, "denied_hosts", frozenset(self.denied_hosts))
         object.__setattr__(self, "url_prefixes", tuple(self.url_prefixes))
@@ -158,17 +175,35 @@ class SourcePolicy:
         return cls.from_dict({k: v for k, v in stored.items() if k in names})
 
     @classmethod
+    def validate(cls, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a source's stored policy before it is written, for any front end.
+
+        Returns a copy of ``stored`` whose collection fields are in stored form (as
+        :meth:`as_dict` writes them: hosts sorted, duplicates dropped); keys of other
+        parts (such as ``retention_days``) pass through unchanged. Raises
+        :class:`~facetrace.errors.UsageError` naming the field for a bad value.
+        """
+        try:
+            canonical = cls.from_source(stored).as_dict()
+        except ConfigError as exc:
+            raise UsageError(f"invalid source policy: {exc}") from exc
+        names = cls.field_names()
+        return {k: canonical[k] if k in names else v for k, v in stored.items()}
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourcePolicy:
         """Inverse of :meth:`as_dict`; missing keys take defaults, unknown ones are an error."""
         unknown = set(data) - cls.field_names()
         if unknown:
             raise ConfigError(f"unknown source policy fields: {', '.join(sorted(unknown))}")
         values = dict(data)
-        for key in ("allowed_hosts", "denied_hosts"):
-            if key in values:
-                values[key] = frozenset(values[key])
-        if "url_prefixes" in values:
-            values["url_prefixes"] = tuple(values["url_prefixes"])
+        for key, kind in (
+            ("allowed_hosts", frozenset),
+            ("denied_hosts", frozenset),
+            ("url_prefixes", tuple),
+        ):
+            if isinstance(values.get(key), list | tuple | set | frozenset):
+                values[key] = kind(values[key])  # anything else is refused by __post_init__
         return cls(**values)
 
     def denied(self, url: httpx.URL) -> str | None:

@@ -1,0 +1,52 @@
+"""Search, verify and counts: what investigators do with the gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrace.errors import NotFoundError
+from facetrace.governance.access import Action, Actor, require
+from facetrace.types import SearchResult, Stats, VerifyResult
+
+if TYPE_CHECKING:
+    from facetrace.app import FaceTrace
+
+
+def search(
+    engine: FaceTrace,
+    actor: Actor,
+    photo: Path | bytes,
+    *,
+    case_id: str,
+    reason: str,
+    top_k: int | None = None,
+) -> SearchResult:
+    """Search every face of ``photo`` for a case; recorded before results return."""
+    require(engine, actor, Action.SEARCH, f"case:{case_id}" if case_id else None)
+    return engine.search(photo, case_id=case_id, reason=reason, top_k=top_k, actor=actor.label)
+
+
+def verify(
+    engine: FaceTrace, actor: Actor, photo_a: Path | bytes, photo_b: Path | bytes
+) -> VerifyResult:
+    """Compare the largest face of each photo (1:1)."""
+    require(engine, actor, Action.VERIFY)
+    return engine.verify(photo_a, photo_b, actor=actor.label)
+
+
+def stats(engine: FaceTrace, actor: Actor) -> Stats:
+    """Counts of sources, photos, faces and indexed vectors (any signed-in actor)."""
+    return engine.stats()
+
+
+def thumbnail(engine: FaceTrace, actor: Actor, face_id: int) -> bytes:
+    """A stored face's thumbnail (JPEG bytes), for those who may search."""
+    require(engine, actor, Action.SEARCH, f"face:{face_id}")
+    record = engine.store.faces([face_id]).get(face_id)
+    if record is None or not record.thumbnail:
+        raise NotFoundError(f"no thumbnail for face {face_id}")
+    path = (engine.home / record.thumbnail).resolve()
+    if not path.is_relative_to(engine.thumbs_dir.resolve()) or not path.is_file():
+        raise NotFoundError(f"no thumbnail for face {face_id}")
+    return path.read_bytes()
