@@ -243,6 +243,30 @@ class Settings(BaseSettings):
         description="User agent sent by the fetcher and matched against robots.txt.",
     )
 
+    # --- HTTP API (facetrace serve) -----------------------------------------------
+    api_max_upload_bytes: int = Field(
+        default=60 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the API reads, bytes; a larger one gets 413 "
+        "and the rest of it is not read.",
+    )
+    api_search_rate: float = Field(
+        default=120,
+        gt=0,
+        description="Searches (and verifications) a minute per API key, with bursts of a "
+        "sixth of that; beyond it 429 with Retry-After.",
+    )
+    api_address_rate: float = Field(
+        default=240,
+        gt=0,
+        description="Searches a minute per client address, whatever the key.",
+    )
+    api_optout_rate: float = Field(
+        default=6,
+        gt=0,
+        description="Opt-out requests a minute per client address.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<home>/facetrace.db``."""

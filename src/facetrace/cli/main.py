@@ -20,6 +20,7 @@ from facetrace.cli.common import (
     print_json,
     print_summary,
     run_with_progress,
+    settings_from,
 )
 
 app = typer.Typer(
@@ -207,6 +208,24 @@ def stats(
         print_json(s.to_dict())
         return
     console.print(f"{s.sources} sources, {s.photos} photos, {s.faces} faces ({s.indexed} indexed)")
+
+
+@app.command()
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the REST API for the gallery in --home (OpenAPI at /openapi.json).
+
+    Every request needs an API key (header X-API-Key); make the first admin and key
+    with 'facetrace users add NAME --role admin'."""
+    import uvicorn
+
+    from facetrace.api.app import create_app
+
+    uvicorn.run(create_app(settings_from(ctx)), host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -1,0 +1,384 @@
+"""The HTTP API: an application factory over the operations layer.
+
+``create_app(settings)`` builds a FastAPI app whose lifespan opens the gallery's engine
+and closes it on shutdown. Every endpoint authenticates the caller's key, parses the
+request, calls one operation off the event loop (:meth:`Runtime.run`) and returns its
+typed result as JSON; permissions, events and errors are the operations'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, Security, UploadFile
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+
+from facetrace import operations as ops
+from facetrace.api import errors
+from facetrace.api.runtime import Limits, Runtime, client_address, runtime
+from facetrace.api.security import TOKEN_HEADER, BodyLimit
+from facetrace.app import FaceTrace
+from facetrace.config import Settings
+from facetrace.governance import access, confirm, optout, retention, takedown
+from facetrace.governance.access import Actor
+from facetrace.governance.audit import AuditHead
+from facetrace.identity import people
+from facetrace.vision.analyzer import FaceAnalyzer
+
+API_KEY = APIKeyHeader(
+    name=TOKEN_HEADER,
+    auto_error=False,
+    description="An API key (`ftk_<key id>_<secret>`), from `facetrace users add` or "
+    "`facetrace keys add`.",
+)
+
+
+async def signed_in(request: Request, _key: str | None = Security(API_KEY)) -> Actor:
+    """Dependency: the authenticated actor (401 otherwise)."""
+    return await runtime(request).authenticate(request)
+
+
+SignedIn = Annotated[Actor, Depends(signed_in)]
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+async def _photo(upload: UploadFile) -> bytes:
+    """An uploaded photo's bytes (the body is already capped by :class:`BodyLimit`)."""
+    return await upload.read()
+
+
+def _with_thumbnail_urls(result: dict[str, Any]) -> dict[str, Any]:
+    """Matches link to their thumbnail on this API, never to a path on the server."""
+    for face in result.get("faces", []):
+        for match in face.get("matches", []):
+            if match.get("thumbnail"):
+                match["thumbnail"] = f"/v1/faces/{match['face_id']}/thumbnail"
+    return result
+
+
+# --- request bodies ---------------------------------------------------------------------
+
+
+class SourceIn(BaseModel):
+    name: str = Field(examples=["council-site"])
+    lawful_basis: str = Field(examples=["public-interest investigation, case 12"])
+    kind: str = Field(default="folder", examples=["url-list"])
+    jurisdiction: str | None = Field(default=None, examples=["GB"])
+    policy: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"allow_hosts": ["council.example"], "max_depth": 1, "rate_limit": 1}],
+    )
+
+
+class SourcePatch(BaseModel):
+    lawful_basis: str | None = Field(default=None, examples=[None])
+    jurisdiction: str | None = Field(default=None, examples=["GB"])
+    policy: dict[str, Any] | None = Field(
+        default=None,
+        description="Only the policy fields to change; the others stay.",
+        examples=[{"rate_limit": 0.5}],
+    )
+
+
+class TakedownIn(BaseModel):
+    source: str | None = Field(default=None, examples=["council-site"])
+    host: str | None = Field(default=None, examples=[None])
+
+
+class ConfirmIn(BaseModel):
+    face_id: int = Field(examples=[42])
+    case_id: str = Field(examples=["CASE-17"])
+
+
+class UserIn(BaseModel):
+    name: str = Field(examples=["bob"])
+    role: str = Field(examples=["investigator"])
+    expires_days: float | None = Field(default=None, examples=[90])
+
+
+class KeyIn(BaseModel):
+    user: str = Field(examples=["bob"])
+    scopes: list[str] = Field(default_factory=list, examples=[["search"]])
+    expires_days: float | None = Field(default=None, examples=[7])
+
+
+# --- the app ----------------------------------------------------------------------------
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    analyzer: FaceAnalyzer | None = None,
+) -> FastAPI:
+    """The API for the gallery in ``settings.home`` (default: settings from the
+    environment). ``analyzer`` lets tests share one loaded model."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = FaceTrace.open(settings, analyzer=analyzer)
+        app.state.runtime = Runtime(engine, settings, Limits.from_settings(settings))
+        try:
+            yield
+        finally:
+            engine.close()
+
+    app = FastAPI(
+        title="facetrace",
+        version="0.1.0",
+        description="Face search with provenance. Every search needs a case ID and a "
+        "reason and is audited; matches are investigative leads with a stated "
+        "false-match rate, not identifications.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_upload_bytes)
+    errors.install(app)
+    _routes(app)
+    return app
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers (no key needed, nothing about the gallery)."""
+        return {"status": "ok"}
+
+    # --- search ---------------------------------------------------------------------
+
+    @app.post("/v1/search", tags=["search"])
+    async def search(
+        request: Request,
+        rt: RT,
+        actor: SignedIn,
+        photo: Annotated[UploadFile, File(description="The probe photo.")],
+        case_id: Annotated[str, Form(min_length=1, examples=["CASE-17"])],
+        reason: Annotated[str, Form(min_length=1, examples=["identify the speaker"])],
+        top_k: Annotated[int | None, Form(ge=1, le=1000)] = None,
+    ) -> dict[str, Any]:
+        """Search every face of a photo; matches ranked nearest first, with calibrated
+        false-match rates and provenance. Recorded in the audit log before it returns."""
+        rt.limits.search_per_address.check(client_address(request))
+        rt.limits.search_per_key.check(actor.key_id or actor.name)
+        data = await _photo(photo)
+        result = await rt.run(
+            ops.gallery.search, actor, data, case_id=case_id, reason=reason, top_k=top_k
+        )
+        return _with_thumbnail_urls(result.to_dict())
+
+    @app.post("/v1/verify", tags=["search"])
+    async def verify(
+        request: Request,
+        rt: RT,
+        actor: SignedIn,
+        photo_a: Annotated[UploadFile, File()],
+        photo_b: Annotated[UploadFile, File()],
+    ) -> dict[str, Any]:
+        """Compare the largest face of two photos (1:1)."""
+        rt.limits.search_per_address.check(client_address(request))
+        rt.limits.search_per_key.check(actor.key_id or actor.name)
+        a, b = await _photo(photo_a), await _photo(photo_b)
+        return (await rt.run(ops.gallery.verify, actor, a, b)).to_dict()
+
+    @app.get("/v1/faces/{face_id}/thumbnail", tags=["search"], response_class=Response)
+    async def face_thumbnail(face_id: int, rt: RT, actor: SignedIn) -> Response:
+        """A face's thumbnail (JPEG)."""
+        data = await rt.run(ops.gallery.thumbnail, actor, face_id)
+        return Response(data, media_type="image/jpeg")
+
+    @app.get("/v1/stats", tags=["gallery"])
+    async def stats(rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Counts of sources, photos, faces and indexed vectors."""
+        return (await rt.run(ops.gallery.stats, actor)).to_dict()
+
+    @app.get("/v1/people", tags=["gallery"])
+    async def people_list(
+        rt: RT, actor: SignedIn, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> list[dict[str, Any]]:
+        """The people faces are grouped into, largest first."""
+        return [p.to_dict() for p in await rt.run(people.list_people, actor, limit)]
+
+    @app.get("/v1/people/{person_id}", tags=["gallery"])
+    async def people_show(person_id: int, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """One person: faces, photos and sources."""
+        return (await rt.run(people.show, actor, person_id)).to_dict()
+
+    # --- sources and ingest -------------------------------------------------------------
+
+    @app.get("/v1/sources", tags=["sources"])
+    async def sources_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
+        """Registered sources."""
+        return [s.to_dict() for s in await rt.run(ops.sources.list_sources, actor)]
+
+    @app.post("/v1/sources", tags=["sources"], status_code=201)
+    async def sources_add(body: SourceIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Register a source with its lawful basis and collection policy."""
+        record = await rt.run(
+            ops.sources.add,
+            actor,
+            body.name,
+            lawful_basis=body.lawful_basis,
+            kind=body.kind,
+            jurisdiction=body.jurisdiction,
+            policy=body.policy,
+        )
+        return record.to_dict()
+
+    @app.get("/v1/sources/{name}", tags=["sources"])
+    async def sources_show(name: str, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """One source, with its policy."""
+        return (await rt.run(ops.sources.show, actor, name)).to_dict()
+
+    @app.patch("/v1/sources/{name}", tags=["sources"])
+    async def sources_update(
+        name: str, body: SourcePatch, rt: RT, actor: SignedIn
+    ) -> dict[str, Any]:
+        """Change some of a source's settings; the others stay. Audited."""
+        record = await rt.run(
+            ops.sources.update,
+            actor,
+            name,
+            lawful_basis=body.lawful_basis,
+            jurisdiction=body.jurisdiction,
+            policy_changes=body.policy,
+        )
+        return record.to_dict()
+
+    @app.post("/v1/sources/{name}/block", tags=["sources"])
+    async def sources_block(name: str, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Stop collecting from a source (what it yielded stays until a takedown)."""
+        return (await rt.run(ops.sources.block, actor, name)).to_dict()
+
+    @app.post("/v1/sources/{name}/photos", tags=["sources"])
+    async def sources_upload(
+        name: str,
+        rt: RT,
+        actor: SignedIn,
+        photos: Annotated[list[UploadFile], File(description="Photos to ingest.")],
+    ) -> dict[str, Any]:
+        """Ingest uploaded photos into a source; per-photo errors are in the summary."""
+        files = [(p.filename or f"photo-{n}", await _photo(p)) for n, p in enumerate(photos)]
+        return (await rt.run(ops.ingest.upload, actor, name, files)).to_dict()
+
+    @app.get("/v1/jobs", tags=["sources"])
+    async def jobs_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
+        """The most recent ingest jobs."""
+        return [j.to_dict() for j in await rt.run(ops.ingest.jobs, actor)]
+
+    @app.get("/v1/jobs/{job_id}", tags=["sources"])
+    async def jobs_show(job_id: int, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """One ingest job with every item's error."""
+        return (await rt.run(ops.ingest.job, actor, job_id)).to_dict()
+
+    # --- governance -------------------------------------------------------------------
+
+    @app.post("/v1/takedowns", tags=["governance"])
+    async def takedowns(body: TakedownIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Delete everything derived only from a source or host and block it for good;
+        returns the deletion receipt."""
+        if (body.source is None) == (body.host is None):
+            from facetrace.errors import UsageError
+
+            raise UsageError("give exactly one of source or host")
+        if body.source is not None:
+            receipt = await rt.run(takedown.takedown_source, actor, body.source)
+        else:
+            receipt = await rt.run(takedown.takedown_host, actor, body.host or "")
+        return receipt.to_dict()
+
+    @app.post("/v1/optout", tags=["governance"])
+    async def optout_request(
+        request: Request,
+        rt: RT,
+        actor: SignedIn,
+        photo: Annotated[UploadFile, File(description="A photo of the person.")],
+    ) -> dict[str, Any]:
+        """Delete a person's faces and keep them out of future ingests and searches. The
+        receipt has the same shape whether or not anything matched."""
+        rt.limits.optout_per_address.check(client_address(request))
+        data = await _photo(photo)
+        return (await rt.run(optout.opt_out, actor, data)).to_dict()
+
+    @app.post("/v1/confirmations", tags=["governance"])
+    async def confirmations(body: ConfirmIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Propose, or (as a second user) confirm, a match as an identification."""
+        return (await rt.run(confirm.confirm_match, actor, body.face_id, body.case_id)).to_dict()
+
+    @app.post("/v1/retention/run", tags=["governance"])
+    async def retention_run(rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Delete every sighting older than its source's retention period."""
+        return (await rt.run(retention.run_retention, actor)).to_dict()
+
+    @app.get("/v1/audit/head", tags=["audit"])
+    async def audit_head(rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """The log's head (count and hash): keep it outside the system."""
+        return (await rt.run(ops.audit.head, actor)).to_dict()
+
+    @app.get("/v1/audit/verify", tags=["audit"])
+    async def audit_verify(
+        rt: RT,
+        actor: SignedIn,
+        anchor_count: Annotated[int | None, Query(ge=0)] = None,
+        anchor_hash: Annotated[str | None, Query()] = None,
+    ) -> dict[str, Any]:
+        """Check the chain, and that it passes through a head saved earlier if given."""
+        anchor = None
+        if anchor_count is not None and anchor_hash:
+            anchor = AuditHead.from_dict({"count": anchor_count, "hash": anchor_hash})
+        return (await rt.run(ops.audit.verify, actor, anchor)).to_dict()
+
+    @app.get("/v1/audit/export", tags=["audit"])
+    async def audit_export(
+        rt: RT, actor: SignedIn, case_id: Annotated[str, Query(min_length=1)]
+    ) -> dict[str, Any]:
+        """One case's entries with their hashes; the export is audited."""
+        return (await rt.run(ops.audit.export, actor, case_id)).to_dict()
+
+    # --- users and keys -----------------------------------------------------------------
+
+    @app.get("/v1/users", tags=["access"])
+    async def users_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
+        """Users and their roles."""
+        return [u.to_dict() for u in await rt.run(access.list_users, actor)]
+
+    @app.post("/v1/users", tags=["access"], status_code=201)
+    async def users_add(body: UserIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Create a user; the response holds their first key, shown once."""
+        issued = await rt.run(
+            access.add_user, actor, body.name, body.role, expires_days=body.expires_days
+        )
+        return issued.to_dict()
+
+    @app.delete("/v1/users/{name}", tags=["access"], status_code=204)
+    async def users_revoke(name: str, rt: RT, actor: SignedIn) -> Response:
+        """Revoke a user and all their keys at once."""
+        await rt.run(access.revoke_user, actor, name)
+        return Response(status_code=204)
+
+    @app.get("/v1/keys", tags=["access"])
+    async def keys_list(
+        rt: RT, actor: SignedIn, user: Annotated[str | None, Query()] = None
+    ) -> list[dict[str, Any]]:
+        """Keys (never their secrets): everyone's for key managers, else one's own."""
+        return [k.to_dict() for k in await rt.run(access.list_keys, actor, user)]
+
+    @app.post("/v1/keys", tags=["access"], status_code=201)
+    async def keys_add(body: KeyIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Issue a key (users may issue their own); the token is shown once."""
+        issued = await rt.run(
+            access.issue_key, actor, body.user, scopes=body.scopes, expires_days=body.expires_days
+        )
+        return issued.to_dict()
+
+    @app.delete("/v1/keys/{key_id}", tags=["access"], status_code=204)
+    async def keys_revoke(key_id: str, rt: RT, actor: SignedIn) -> Response:
+        """Revoke a key, effective on its next use."""
+        await rt.run(access.revoke_key, actor, key_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/index", tags=["gallery"])
+    async def index_stats(rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """The vector index: backend, structure, counts and sizes."""
+        return await rt.run(ops.index.stats, actor)

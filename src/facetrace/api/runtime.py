@@ -1,0 +1,93 @@
+"""What one API process holds: the engine, the lock that serialises it, the limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request
+
+from facetrace.api.errors import Unauthenticated
+from facetrace.api.security import RateLimiter, bearer_token
+from facetrace.app import FaceTrace
+from facetrace.config import Settings
+from facetrace.errors import AccessDeniedError
+from facetrace.events import AccessDenied
+from facetrace.governance import access
+from facetrace.governance.access import Actor
+
+T = TypeVar("T")
+
+
+@dataclass
+class Limits:
+    """The process's rate limiters, one per kind of request."""
+
+    search_per_key: RateLimiter
+    search_per_address: RateLimiter
+    optout_per_address: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            search_per_key=RateLimiter(settings.api_search_rate),
+            search_per_address=RateLimiter(settings.api_address_rate),
+            optout_per_address=RateLimiter(settings.api_optout_rate),
+        )
+
+
+@dataclass
+class Runtime:
+    """The engine of this process, used by one request at a time (SQLite, the embedded
+    index's writer and the face models are not shared across threads), off the
+    event loop."""
+
+    engine: FaceTrace
+    settings: Settings
+    limits: Limits
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func(engine, *args, **kwargs)`` in a worker thread, holding the lock."""
+
+        def call() -> T:
+            with self.lock:
+                return func(self.engine, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+    async def authenticate(self, request: Request) -> Actor:
+        """The actor a request's API key speaks for; 401 (audited) otherwise."""
+        token = bearer_token(request.headers)
+
+        def check(engine: FaceTrace) -> Actor:
+            try:
+                if not token:
+                    raise AccessDeniedError("an API key is needed (header X-API-Key)")
+                return access.authenticate(engine, token, "")
+            except AccessDeniedError as exc:
+                engine.track_event(
+                    AccessDenied(
+                        actor="unauthenticated",
+                        at=engine.clock(),
+                        action=f"{request.method} {request.url.path}",
+                        resource=None,
+                        reason=str(exc),
+                    )
+                )
+                raise Unauthenticated(str(exc).removeprefix("access denied: ")) from None
+
+        return await self.run(check)
+
+
+def runtime(request: Request) -> Runtime:
+    rt = request.app.state.runtime
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
