@@ -40,6 +40,7 @@ ARGS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "takedown.source": (("nothing",), {}),
     "takedown.host": (("nothing.example",), {}),
     "optout": ((DLIB / "dogs.jpg",), {}),
+    "optout.request": (((DLIB / "dogs.jpg").read_bytes(),), {}),
     "confirm": ((999999, "C1"), {}),
     "audit.head": ((), {}),
     "audit.verify": ((), {}),
@@ -47,6 +48,7 @@ ARGS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "users.add": (("zed", "auditor"), {}),
     "users.list": ((), {}),
     "users.revoke": (("nobody",), {}),
+    "users.password": (("admin1", "a long enough password"), {}),
     "keys.add": (("admin1",), {}),  # another user's key
     "keys.list": (("admin1",), {}),
     "keys.revoke": (("000000000000",), {}),

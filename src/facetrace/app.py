@@ -73,6 +73,16 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbePhoto:
+    """A probe photo, decoded and analysed: its SHA-256 and each face's box, quality and
+    descriptor. Analysing needs no engine state, so it may run outside the engine's lock
+    and on several threads at once (dlib and ONNX Runtime release the GIL)."""
+
+    sha256: str
+    faces: tuple[tuple[Any, float, np.ndarray], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileReport:
     """What :meth:`FaceTrace.reconcile` repaired."""
 
@@ -530,9 +540,15 @@ class FaceTrace:
             max_pixels=self.settings.max_image_pixels,
         )
 
+    def read_probe(self, photo: Path | bytes) -> ProbePhoto:
+        """Decode ``photo`` and find, align and describe every face in it."""
+        image = self._decode(photo)
+        faces = self.analyzer.analyze(image.pixels, with_thumbnails=False)
+        return ProbePhoto(image.sha256, tuple((f.bbox, f.quality, f.embedding) for f in faces))
+
     def search(
         self,
-        photo: Path | bytes,
+        photo: Path | bytes | ProbePhoto,
         *,
         case_id: str,
         reason: str,
@@ -551,9 +567,8 @@ class FaceTrace:
         k = top_k or self.settings.top_k
         if k < 1:
             raise UsageError("top-k must be at least 1")
-        image = self._decode(photo)
-        faces = self.analyzer.analyze(image.pixels, with_thumbnails=False)
-        probes = [(f.bbox, f.quality, f.embedding) for f in faces]
+        probe = photo if isinstance(photo, ProbePhoto) else self.read_probe(photo)
+        probes = list(probe.faces)
         results = rank_matches(
             index=self.index,
             store=self.store,
@@ -567,7 +582,7 @@ class FaceTrace:
         )
         results = group_by_person(self, results)
         result = SearchResult(
-            faces=results, gallery_size=self.index.count(), probe_sha256=image.sha256
+            faces=results, gallery_size=self.index.count(), probe_sha256=probe.sha256
         )
         self.track_event(
             SearchPerformed(
@@ -575,7 +590,7 @@ class FaceTrace:
                 at=self.clock(),
                 case_id=case_id.strip(),
                 reason=reason.strip(),
-                probe_sha256=image.sha256,
+                probe_sha256=probe.sha256,
                 gallery_size=result.gallery_size,
                 probe_faces=len(results),
                 results=[(m.face_id, round(m.distance, 6)) for f in results for m in f.matches],

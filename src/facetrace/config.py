@@ -264,7 +264,26 @@ class Settings(BaseSettings):
     api_optout_rate: float = Field(
         default=6,
         gt=0,
-        description="Opt-out requests a minute per client address.",
+        description="Opt-out requests a minute per client address (the public ones too).",
+    )
+    api_signin_rate: float = Field(
+        default=10,
+        gt=0,
+        description="Sign-in attempts a minute per client address, and per user name.",
+    )
+    session_hours: float = Field(
+        default=8,
+        gt=0,
+        le=24 * 30,
+        description="How long a signed-in session lasts.",
+    )
+    public_optout_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="A public opt-out request is answered no sooner than this after it "
+        "arrives, whatever it found, so its timing does not tell whether the person is "
+        "in the gallery (set it above the slowest opt-out you measure).",
     )
 
     @property

@@ -181,6 +181,35 @@ class KeyRevoked(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PasswordSet(Event):
+    """A user's password was set or changed (never the password or its hash)."""
+
+    kind: ClassVar[str] = "user.password_set"
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedIn(Event):
+    kind: ClassVar[str] = "session.signed_in"
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInFailed(Event):
+    """A refused sign-in: the name tried, never the password."""
+
+    kind: ClassVar[str] = "session.sign_in_failed"
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedOut(Event):
+    kind: ClassVar[str] = "session.signed_out"
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccessDenied(Event):
     kind: ClassVar[str] = "access.denied"
     action: str

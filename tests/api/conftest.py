@@ -30,22 +30,40 @@ class Api:
         self.loop = asyncio.new_event_loop()
         self._lifespan = app.router.lifespan_context(app)
         self.loop.run_until_complete(self._lifespan.__aenter__())
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 4000))
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://facetrace.test")
+        self.client = self._client(address)
+        self._others: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(
+            app=self.app, raise_app_exceptions=False, client=(address, 4000)
+        )
+        return httpx.AsyncClient(transport=transport, base_url="http://facetrace.test")
 
     def request(
-        self, method: str, url: str, *, key: str | None = None, **kw: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        key: str | None = None,
+        address: str | None = None,
+        **kw: Any,
     ) -> httpx.Response:
+        """One request, with an API key if given, from another client address if given
+        (a client of its own, with its own cookies)."""
         headers = dict(kw.pop("headers", {}))
         if key:
             headers["X-API-Key"] = key
-        return self.run(self.client.request(method, url, headers=headers, **kw))
+        client = self.client
+        if address is not None:
+            client = self._others.setdefault(address, self._client(address))
+        return self.run(client.request(method, url, headers=headers, **kw))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
     def close(self) -> None:
-        self.run(self.client.aclose())
+        for client in (self.client, *self._others.values()):
+            self.run(client.aclose())
         self.run(self._lifespan.__aexit__(None, None, None))
         self.loop.close()
 

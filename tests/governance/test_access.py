@@ -29,6 +29,7 @@ EXPECTED: dict[Role, set[Action]] = {
         Action.PEOPLE_EDIT,
     },
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY},
+    Role.PUBLIC: set(),
 }
 
 
@@ -139,6 +140,7 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("users", "list"), [], Action.USERS_MANAGE),
     (("users", "add"), ["zed", "--role", "auditor"], Action.USERS_MANAGE),
     (("users", "revoke"), ["nobody"], Action.USERS_MANAGE),
+    (("users", "passwd"), ["admin1", "--password-stdin"], Action.USERS_MANAGE),
     (("keys", "add"), ["admin1"], Action.KEYS_MANAGE),  # another user's key
     (("keys", "list"), [], None),  # one's own keys
     (("keys", "revoke"), ["000000000000"], Action.KEYS_MANAGE),  # not one's own
@@ -242,6 +244,7 @@ UNGATED = {
     ("bench", "ingest"),
     ("bench", "index"),
     ("bench", "search"),
+    ("bench", "serve"),
     ("eval", "pairs"),
     ("eval", "identify"),
     ("eval", "cluster"),

@@ -8,22 +8,25 @@ typed result as JSON; permissions, events and errors are the operations'.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, Security, UploadFile
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from facetrace import operations as ops
 from facetrace.api import errors
-from facetrace.api.runtime import Limits, Runtime, client_address, runtime
+from facetrace.api.runtime import SESSION_COOKIE, Limits, Runtime, client_address, runtime
 from facetrace.api.security import TOKEN_HEADER, BodyLimit
 from facetrace.app import FaceTrace
 from facetrace.config import Settings
-from facetrace.governance import access, confirm, optout, retention, takedown
-from facetrace.governance.access import Actor
+from facetrace.errors import AccessDeniedError
+from facetrace.governance import access, confirm, optout, retention, sessions, takedown
+from facetrace.governance.access import PUBLIC, Actor
 from facetrace.governance.audit import AuditHead
 from facetrace.identity import people
 from facetrace.vision.analyzer import FaceAnalyzer
@@ -99,6 +102,15 @@ class UserIn(BaseModel):
     expires_days: float | None = Field(default=None, examples=[90])
 
 
+class SignInIn(BaseModel):
+    name: str = Field(max_length=100, examples=["alice"])
+    password: str = Field(max_length=1000, examples=["correct horse battery staple"])
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=1, max_length=1000)
+
+
 class KeyIn(BaseModel):
     user: str = Field(examples=["bob"])
     scopes: list[str] = Field(default_factory=list, examples=[["search"]])
@@ -162,9 +174,9 @@ def _routes(app: FastAPI) -> None:
         false-match rates and provenance. Recorded in the audit log before it returns."""
         rt.limits.search_per_address.check(client_address(request))
         rt.limits.search_per_key.check(actor.key_id or actor.name)
-        data = await _photo(photo)
+        probe = await rt.analyse(await _photo(photo))
         result = await rt.run(
-            ops.gallery.search, actor, data, case_id=case_id, reason=reason, top_k=top_k
+            ops.gallery.search, actor, probe, case_id=case_id, reason=reason, top_k=top_k
         )
         return _with_thumbnail_urls(result.to_dict())
 
@@ -377,6 +389,76 @@ def _routes(app: FastAPI) -> None:
         """Revoke a key, effective on its next use."""
         await rt.run(access.revoke_key, actor, key_id)
         return Response(status_code=204)
+
+    # --- people sign in ------------------------------------------------------------------
+
+    @app.post("/v1/session", tags=["access"])
+    async def sign_in(
+        body: SignInIn, request: Request, response: Response, rt: RT
+    ) -> dict[str, Any]:
+        """Sign in with a name and password: sets an HttpOnly session cookie and returns
+        the CSRF token that every state-changing request with the cookie must send in
+        the X-CSRF-Token header."""
+        address = client_address(request)
+        rt.limits.signin_per_address.check(address)
+        rt.limits.signin_per_name.check(body.name.strip().lower())
+        try:
+            session = await rt.run(
+                sessions.sign_in,
+                body.name,
+                body.password,
+                address=address,
+                hours=rt.settings.session_hours,
+            )
+        except AccessDeniedError as exc:
+            raise errors.Unauthenticated(str(exc).removeprefix("access denied: ")) from None
+        response.set_cookie(
+            SESSION_COOKIE,
+            session.token,
+            max_age=int(rt.settings.session_hours * 3600),
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return session.to_dict()
+
+    @app.delete("/v1/session", tags=["access"], status_code=204)
+    async def sign_out(request: Request, rt: RT, actor: SignedIn) -> Response:
+        """End this session and clear its cookie."""
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            await rt.run(sessions.sign_out, actor, token)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    @app.put("/v1/users/{name}/password", tags=["access"], status_code=204)
+    async def users_password(name: str, body: PasswordIn, rt: RT, actor: SignedIn) -> Response:
+        """Set a user's password (admins; anyone their own). Ends their sessions."""
+        await rt.run(sessions.set_password, actor, name, body.password)
+        return Response(status_code=204)
+
+    # --- the public ---------------------------------------------------------------------
+
+    @app.post("/v1/public/optout", tags=["public"])
+    async def public_optout(
+        request: Request,
+        rt: RT,
+        photo: Annotated[UploadFile, File(description="A clear photo of your face.")],
+    ) -> dict[str, Any]:
+        """Ask to be removed, without an account: your faces are deleted and future
+        photos of you are neither stored nor returned by searches. The answer has the
+        same shape, and comes after the same time, whether or not you were found."""
+        started = time.monotonic()
+        rt.limits.optout_per_address.check(client_address(request))
+        try:
+            data = await _photo(photo)
+            return (await rt.run(optout.request_optout, PUBLIC, data)).to_dict()
+        finally:
+            wait = rt.settings.public_optout_seconds - (time.monotonic() - started)
+            if wait > 0:
+                await anyio.sleep(wait)
 
     @app.get("/v1/index", tags=["gallery"])
     async def index_stats(rt: RT, actor: SignedIn) -> dict[str, Any]:

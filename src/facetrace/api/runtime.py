@@ -12,14 +12,18 @@ from fastapi import Request
 
 from facetrace.api.errors import Unauthenticated
 from facetrace.api.security import RateLimiter, bearer_token
-from facetrace.app import FaceTrace
+from facetrace.app import FaceTrace, ProbePhoto
 from facetrace.config import Settings
 from facetrace.errors import AccessDeniedError
 from facetrace.events import AccessDenied
-from facetrace.governance import access
+from facetrace.governance import access, sessions
 from facetrace.governance.access import Actor
 
 T = TypeVar("T")
+
+SESSION_COOKIE = "facetrace_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Limits:
     search_per_key: RateLimiter
     search_per_address: RateLimiter
     optout_per_address: RateLimiter
+    signin_per_address: RateLimiter
+    signin_per_name: RateLimiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -36,6 +42,8 @@ class Limits:
             search_per_key=RateLimiter(settings.api_search_rate),
             search_per_address=RateLimiter(settings.api_address_rate),
             optout_per_address=RateLimiter(settings.api_optout_rate),
+            signin_per_address=RateLimiter(settings.api_signin_rate),
+            signin_per_name=RateLimiter(settings.api_signin_rate),
         )
 
 
@@ -59,15 +67,27 @@ class Runtime:
 
         return await anyio.to_thread.run_sync(call)
 
+    async def analyse(self, photo: bytes) -> ProbePhoto:
+        """Decode and analyse a probe photo in a worker thread, without the engine's lock:
+        the costly part of a search runs on every core while others use the engine."""
+        return await anyio.to_thread.run_sync(self.engine.read_probe, photo)
+
     async def authenticate(self, request: Request) -> Actor:
-        """The actor a request's API key speaks for; 401 (audited) otherwise."""
+        """The actor a request speaks for: its API key, else its session cookie (and,
+        for a request that changes something, the session's CSRF token in a header);
+        401 or 403 (audited) otherwise."""
         token = bearer_token(request.headers)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        unsafe = request.method not in SAFE_METHODS
+        csrf = request.headers.get(CSRF_HEADER)
 
         def check(engine: FaceTrace) -> Actor:
             try:
-                if not token:
-                    raise AccessDeniedError("an API key is needed (header X-API-Key)")
-                return access.authenticate(engine, token, "")
+                if token:
+                    return access.authenticate(engine, token, "")
+                if not cookie:
+                    raise AccessDeniedError("sign in, or send an API key (header X-API-Key)")
+                actor, expected = sessions.authenticate_session(engine, cookie)
             except AccessDeniedError as exc:
                 engine.track_event(
                     AccessDenied(
@@ -79,6 +99,18 @@ class Runtime:
                     )
                 )
                 raise Unauthenticated(str(exc).removeprefix("access denied: ")) from None
+            if unsafe and not sessions.csrf_matches(expected, csrf):
+                engine.track_event(
+                    AccessDenied(
+                        actor=actor.label,
+                        at=engine.clock(),
+                        action=f"{request.method} {request.url.path}",
+                        resource=None,
+                        reason="missing or wrong CSRF token",
+                    )
+                )
+                raise AccessDeniedError(f"access denied: send the session's {CSRF_HEADER} header")
+            return actor
 
         return await self.run(check)
 

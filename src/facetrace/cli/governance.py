@@ -260,6 +260,29 @@ def users_list(
     console.print(table)
 
 
+@users_app.command("passwd")
+@handle_errors
+def users_passwd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name (your own, or any as an admin).")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a user's password, for signing in to the API and web UI (ends their sessions)."""
+    from facetrace.governance.sessions import set_password
+
+    if password_stdin:
+        import sys
+
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with opened(ctx) as engine:
+        set_password(engine, actor_or_fail(), name, password)
+    console.print(f"password of {name!r} set", markup=False)
+
+
 @users_app.command("revoke")
 @handle_errors
 def users_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:

@@ -41,6 +41,10 @@ class Role(StrEnum):
     ADMIN = "admin"
     INVESTIGATOR = "investigator"
     AUDITOR = "auditor"
+    PUBLIC = "public"  # someone without an account (a public opt-out request); no user has it
+
+
+USER_ROLES = (Role.ADMIN, Role.INVESTIGATOR, Role.AUDITOR)
 
 
 class Action(StrEnum):
@@ -80,6 +84,8 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     ),
     # Auditors read and check the trail, nothing else.
     Role.AUDITOR: frozenset({Action.AUDIT_READ, Action.AUDIT_VERIFY}),
+    # The public may only ask to be removed (an operation that needs no action).
+    Role.PUBLIC: frozenset(),
 }
 
 
@@ -103,7 +109,11 @@ class Actor:
 
     @property
     def bootstrap(self) -> bool:
-        return self.user_id is None
+        return self.user_id is None and self.role is Role.ADMIN
+
+
+PUBLIC = Actor(name="public", role=Role.PUBLIC, user_id=None)
+"""Whoever asks without an account."""
 
 
 def allowed_actions(actor: Actor) -> frozenset[Action]:
@@ -317,10 +327,9 @@ def add_user(
     require(engine, actor, Action.USERS_MANAGE, f"user:{name}")
     if not _NAME.fullmatch(name):
         raise UsageError("a user name is 1-100 letters, digits, '.', '_', '@' or '-'")
-    try:
-        parsed = Role(role)
-    except ValueError as exc:
-        raise UsageError(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+    parsed = Role(role) if role in {r.value for r in USER_ROLES} else None
+    if parsed is None:
+        raise UsageError(f"role must be one of {', '.join(r.value for r in USER_ROLES)}")
     repo = GovernanceStore(engine.store.engine)
     user = repo.add_user(name, parsed.value, engine.clock())
     engine.track_event(UserAdded(actor=actor.label, at=engine.clock(), name=name, role=parsed))

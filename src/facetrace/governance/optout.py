@@ -169,6 +169,18 @@ def reached_faces(engine: FaceTrace, probe: np.ndarray) -> dict[int, np.ndarray]
 def opt_out(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
     """Process an opt-out from a photo of the person; see the module docstring."""
     require(engine, actor, Action.OPTOUT)
+    return _process(engine, actor, photo)
+
+
+@translates_store_errors
+def request_optout(engine: FaceTrace, actor: Actor, photo: bytes) -> OptOutReceipt:
+    """A person's own request, with no account (anyone may ask; the API limits how
+    often and answers in the same time whatever the outcome). The same work as
+    :func:`opt_out`, audited with the public actor."""
+    return _process(engine, actor, photo)
+
+
+def _process(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
     settings = engine.settings
     data = (
         photo

@@ -67,6 +67,16 @@ class KeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in person's session: found by the SHA-256 ``digest`` of its token."""
+
+    user_id: int
+    csrf: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRow:
     seq: int
     kind: str
@@ -190,9 +200,67 @@ class GovernanceStore:
             rows = conn.execute(select(gs.users).order_by(gs.users.c.name)).all()
         return [_user(r._mapping) for r in rows]
 
-    def revoke_user(self, user_id: int, now: datetime) -> None:
-        """Revoke a user and every key of theirs, in one transaction."""
+    def password_hash(self, user_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(gs.users.c.password_hash).where(gs.users.c.id == user_id)
+            ).scalar()
+        return str(value) if value else None
+
+    def set_password_hash(self, user_id: int, value: str, now: datetime) -> None:
+        """Store a new password hash and end the user's sessions (signed in with the old)."""
         with self.engine.begin() as conn:
+            conn.execute(
+                update(gs.users).where(gs.users.c.id == user_id).values(password_hash=value)
+            )
+            conn.execute(
+                update(gs.sessions)
+                .where(gs.sessions.c.user_id == user_id, gs.sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    def add_session(
+        self, digest: str, user_id: int, csrf: str, now: datetime, expires_at: datetime
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                gs.sessions.insert().values(
+                    digest=digest,
+                    user_id=user_id,
+                    csrf=csrf,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+
+    def get_session(self, digest: str) -> SessionRecord | None:
+        t = gs.sessions
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.digest == digest)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        revoked = utc(m["revoked_at"]) if m["revoked_at"] is not None else None
+        return SessionRecord(m["user_id"], m["csrf"], utc(m["expires_at"]), revoked)
+
+    def revoke_session(self, digest: str, now: datetime) -> bool:
+        t = gs.sessions
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t)
+                .where(t.c.digest == digest, t.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+        return bool(done)
+
+    def revoke_user(self, user_id: int, now: datetime) -> None:
+        """Revoke a user and every key and session of theirs, in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(gs.sessions)
+                .where(gs.sessions.c.user_id == user_id, gs.sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
             conn.execute(
                 update(gs.users)
                 .where(gs.users.c.id == user_id, gs.users.c.revoked_at.is_(None))

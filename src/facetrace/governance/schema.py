@@ -55,6 +55,19 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("password_hash", String(200), nullable=True),  # argon2id; None: keys only
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 
 api_keys = Table(
@@ -112,6 +125,7 @@ TABLES = (
     blocked_hosts,
     suppression_templates,
     match_confirmations,
+    sessions,
 )
 
 
@@ -133,6 +147,17 @@ def _template_groups(conn: Connection) -> None:
 
 
 migrations.register(_migration())
+
+
+def _sign_in(conn: Connection) -> None:
+    """Add ``users.password_hash`` (galleries made before it) and the ``sessions`` table."""
+    have = {c["name"] for c in inspect(conn).get_columns("users")}
+    if "password_hash" not in have:
+        conn.exec_driver_sql("ALTER TABLE users ADD COLUMN password_hash VARCHAR(200)")
+    metadata.create_all(conn, tables=[sessions])
+
+
 migrations.register(
     migrations.Migration(13, "opt-out templates: the faces an opt-out reached", _template_groups)
 )
+migrations.register(migrations.Migration(14, "people sign in: passwords, sessions", _sign_in))

@@ -17,7 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from facetrace.governance import access, backup, confirm, doctor, optout, retention, takedown
+from facetrace.governance import (
+    access,
+    backup,
+    confirm,
+    doctor,
+    optout,
+    retention,
+    sessions,
+    takedown,
+)
 from facetrace.governance.access import Action
 from facetrace.identity import people
 from facetrace.operations import audit, gallery, index, ingest, sources
@@ -70,6 +79,7 @@ CATALOGUE: dict[str, Operation] = {
         Operation("takedown.source", Action.TAKEDOWN, takedown.takedown_source),
         Operation("takedown.host", Action.TAKEDOWN, takedown.takedown_host),
         Operation("optout", Action.OPTOUT, optout.opt_out),
+        Operation("optout.request", ANYONE, optout.request_optout),
         Operation("confirm", Action.MATCH_CONFIRM, confirm.confirm_match),
         Operation("audit.head", Action.AUDIT_VERIFY, audit.head),
         Operation("audit.verify", Action.AUDIT_VERIFY, audit.verify),
@@ -77,6 +87,7 @@ CATALOGUE: dict[str, Operation] = {
         Operation("users.add", Action.USERS_MANAGE, access.add_user),
         Operation("users.list", Action.USERS_MANAGE, access.list_users),
         Operation("users.revoke", Action.USERS_MANAGE, access.revoke_user),
+        Operation("users.password", _OwnOrAction(Action.USERS_MANAGE), sessions.set_password),
         Operation("keys.add", _OwnOrAction(Action.KEYS_MANAGE), access.issue_key),
         Operation("keys.list", _OwnOrAction(Action.KEYS_MANAGE), access.list_keys),
         Operation("keys.revoke", _OwnOrAction(Action.KEYS_MANAGE), access.revoke_key),

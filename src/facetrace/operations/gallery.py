@@ -10,13 +10,13 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.types import SearchResult, Stats, VerifyResult
 
 if TYPE_CHECKING:
-    from facetrace.app import FaceTrace
+    from facetrace.app import FaceTrace, ProbePhoto
 
 
 def search(
     engine: FaceTrace,
     actor: Actor,
-    photo: Path | bytes,
+    photo: Path | bytes | ProbePhoto,
     *,
     case_id: str,
     reason: str,
