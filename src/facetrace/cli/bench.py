@@ -65,3 +65,67 @@ def search(
         print_json(report)
     else:
         console.print_json(data=report)
+
+
+FR = Path("tests/fixtures/face_recognition")
+
+
+@app.command("serve")
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("--n", help="Synthetic faces in the gallery.")] = 10_000,
+    clients: Annotated[int, typer.Option("--clients", help="Concurrent clients.")] = 8,
+    searches: Annotated[
+        int, typer.Option("--searches", help="Timed searches per client (after one warm-up).")
+    ] = 25,
+    probe: Annotated[Path, typer.Option("--probe", help="Probe photo.")] = FR / "obama2.jpg",
+    gallery: Annotated[
+        list[Path] | None,
+        typer.Option("--photo", help="Real photos added to the gallery (default: obama.jpg)."),
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Folder for the temporary gallery.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Latency and searches/s of 'facetrace serve' under N concurrent clients on a local
+    gallery, against the engine's in-process search in the same run."""
+    from facetrace.errors import NotFoundError
+    from facetrace.evaluation.bench_serve import bench_serve
+
+    photos = gallery or [FR / "obama.jpg"]
+    for path in (probe, *photos):
+        if not path.is_file():
+            raise NotFoundError(f"{path} is not a file")
+    report = bench_serve(
+        settings_from(ctx),
+        probe,
+        photos,
+        n=n,
+        clients=clients,
+        searches=searches,
+        workdir=workdir,
+    )
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"{report['clients']} clients, {report['searches']} searches on "
+        f"{report['n_faces']:,} faces, {report['errors']} errors"
+    )
+    console.print(
+        f"served:     p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms, "
+        f"{report['searches_per_s']} searches/s"
+    )
+    console.print(
+        f"in-process: p50 {report['inprocess_p50_ms']} ms, "
+        f"{report['inprocess_searches_per_s']} searches/s"
+    )
+    console.print(
+        f"served / in-process: throughput {report['ratio_throughput_vs_inprocess']}x, "
+        f"p50 {report['ratio_p50_vs_inprocess']}x"
+    )
+    console.print(
+        f"best match a real photo in {report['top_match_real']} of {report['searches']} answers"
+    )

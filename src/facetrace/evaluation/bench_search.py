@@ -13,7 +13,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,40 @@ def _bulk_faces(engine: Any, n: int, source_id: int, seed: int) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class SyntheticGallery:
+    """An open engine on a built gallery and what building it took, in seconds."""
+
+    engine: Any
+    store_build_s: float
+    index_build_s: float
+
+
+@contextmanager
+def synthetic_gallery(
+    settings: Settings, n: int, gallery_photos: Sequence[Path] = (), seed: int = 0
+) -> Iterator[SyntheticGallery]:
+    """Fill the (empty) gallery in ``settings.home`` with ``n`` synthetic faces (photo and
+    face ids ``1..n``, origins ``synthetic://<id>``) plus ``gallery_photos`` (source
+    ``bench``), and yield an engine on it with every face indexed; closed on exit."""
+    from facetrace.app import FaceTrace
+
+    t0 = time.perf_counter()
+    with FaceTrace.open(settings) as engine:
+        source = engine.add_source("bench", lawful_basis="benchmark")
+        _bulk_faces(engine, n, source.id, seed)
+        store_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    with FaceTrace.open(settings) as engine:  # reconcile indexes every stored face
+        wait = getattr(engine.index, "wait_until_built", None)
+        if callable(wait):
+            wait()
+        index_s = time.perf_counter() - t1
+        if gallery_photos:
+            engine.ingest(list(gallery_photos), source="bench", workers=1)
+        yield SyntheticGallery(engine, store_s, index_s)
+
+
 def bench_search(
     settings: Settings,
     n: int,
@@ -95,23 +131,10 @@ def bench_search(
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Build an ``n``-face gallery (plus ``gallery_photos``) and time searches of ``probe``."""
-    from facetrace.app import FaceTrace
-
     with tempfile.TemporaryDirectory(prefix="bench-search-", dir=workdir) as tmp:
         s = settings.model_copy(update={"home": Path(tmp), "database_url": None})
-        t0 = time.perf_counter()
-        with FaceTrace.open(s) as engine:
-            source = engine.add_source("bench", lawful_basis="benchmark")
-            _bulk_faces(engine, n, source.id, seed)
-            store_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        with FaceTrace.open(s) as engine:  # reconcile indexes every stored face
-            wait = getattr(engine.index, "wait_until_built", None)
-            if callable(wait):
-                wait()
-            index_s = time.perf_counter() - t1
-            if gallery_photos:
-                engine.ingest(list(gallery_photos), source="bench", workers=1)
+        with synthetic_gallery(s, n, gallery_photos, seed) as built:
+            engine = built.engine
             engine.search(probe, case_id="bench", reason="warm-up")
             times = []
             result = None
@@ -127,8 +150,8 @@ def bench_search(
         "gallery_faces": stats.faces,
         "indexed": stats.indexed,
         "backend": str(s.index_backend),
-        "store_build_s": round(store_s, 1),
-        "index_build_s": round(index_s, 1),
+        "store_build_s": round(built.store_build_s, 1),
+        "index_build_s": round(built.index_build_s, 1),
         "search_p50_s": round(statistics.median(times), 4),
         "search_max_s": round(times[-1], 4),
         "repeats": repeats,
