@@ -537,7 +537,13 @@ def worst_group_curve(
     ]
     # Rounded as the table is stored, so that a saved curve still ascends strictly.
     grid = np.unique(np.round(np.concatenate(picks), 6))
-    worst = np.max([np.searchsorted(d, grid, side="right") / d.size for d in kept.values()], axis=0)
+    # Counted against the rounded distances too: a grid point rounded down below its own
+    # distance would otherwise count no pair at all (a rate of 0, which no table may hold);
+    # whether that happens turns on the last bits of the descriptors, which differ by CPU.
+    worst = np.max(
+        [np.searchsorted(np.round(d, 6), grid, side="right") / d.size for d in kept.values()],
+        axis=0,
+    )
     fnmr = np.array([overall.false_non_match_rate(float(d)) for d in grid])
     return Calibration(
         model_id=overall.model_id,
