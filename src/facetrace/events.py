@@ -181,6 +181,15 @@ class KeyRevoked(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskSubmitted(Event):
+    """A long operation was queued; its own event is recorded when it runs."""
+
+    kind: ClassVar[str] = "task.submitted"
+    task_id: int
+    task_kind: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class PasswordSet(Event):
     """A user's password was set or changed (never the password or its hash)."""
 

@@ -60,8 +60,15 @@ ENDPOINTS: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     ("POST", "/v1/sources/s1/photos", photo(DLIB / "dogs.jpg", "photos"), "ingest"),
     ("GET", "/v1/jobs", nothing, "jobs.list"),
     ("GET", "/v1/jobs/999", nothing, "jobs.show"),
-    ("POST", "/v1/takedowns", body({"host": "nothing.example"}), "takedown.host"),
-    ("POST", "/v1/optout", photo(DLIB / "dogs.jpg"), "optout"),
+    ("POST", "/v1/takedowns", body({"host": "nothing.example"}), "tasks.takedown.host"),
+    ("POST", "/v1/optout", photo(DLIB / "dogs.jpg"), "tasks.optout"),
+    ("GET", "/v1/tasks/999", nothing, "tasks.show"),
+    (
+        "POST",
+        "/v1/sources/s1/urls",
+        body({"urls": ["http://127.0.0.1:9/x.jpg"]}),
+        "tasks.ingest.urls",
+    ),
     ("POST", "/v1/confirmations", body({"face_id": 999999, "case_id": "C1"}), "confirm"),
     ("POST", "/v1/retention/run", nothing, "retention.run"),
     ("GET", "/v1/audit/head", nothing, "audit.head"),
@@ -110,7 +117,7 @@ def test_every_route_is_in_the_matrix(served: Served) -> None:
             parts, given = pattern.split("/"), path.split("?")[0].split("/")
             if route_method == method and len(parts) == len(given):
                 same = all(
-                    a == b or r in ("face_id", "person_id", "name", "job_id", "key_id")
+                    a == b or r in ("face_id", "person_id", "name", "job_id", "key_id", "task_id")
                     for a, b, r in zip(parts, given, parts, strict=True)
                 )
                 if same:

@@ -24,11 +24,12 @@ from facetrace.api.runtime import SESSION_COOKIE, Limits, Runtime, client_addres
 from facetrace.api.security import TOKEN_HEADER, BodyLimit
 from facetrace.app import FaceTrace
 from facetrace.config import Settings
-from facetrace.errors import AccessDeniedError
-from facetrace.governance import access, confirm, optout, retention, sessions, takedown
+from facetrace.errors import AccessDeniedError, UsageError
+from facetrace.governance import access, confirm, optout, retention, sessions
 from facetrace.governance.access import PUBLIC, Actor
 from facetrace.governance.audit import AuditHead
 from facetrace.identity import people
+from facetrace.operations.tasks import TaskKind
 from facetrace.vision.analyzer import FaceAnalyzer
 
 API_KEY = APIKeyHeader(
@@ -86,6 +87,12 @@ class SourcePatch(BaseModel):
     )
 
 
+class UrlsIn(BaseModel):
+    urls: list[str] = Field(
+        min_length=1, max_length=10_000, examples=[["https://council.example/people/"]]
+    )
+
+
 class TakedownIn(BaseModel):
     source: str | None = Field(default=None, examples=["council-site"])
     host: str | None = Field(default=None, examples=[None])
@@ -132,11 +139,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = FaceTrace.open(settings, analyzer=analyzer)
-        app.state.runtime = Runtime(engine, settings, Limits.from_settings(settings))
+        rt = Runtime(engine, settings, Limits.from_settings(settings))
+        app.state.runtime = rt
+        rt.start_tasks()
         try:
             yield
         finally:
-            engine.close()
+            rt.stop_tasks()
+            with rt.lock:
+                engine.close()
 
     app = FastAPI(
         title="facetrace",
@@ -274,6 +285,13 @@ def _routes(app: FastAPI) -> None:
         files = [(p.filename or f"photo-{n}", await _photo(p)) for n, p in enumerate(photos)]
         return (await rt.run(ops.ingest.upload, actor, name, files)).to_dict()
 
+    @app.post("/v1/sources/{name}/urls", tags=["sources"], status_code=202)
+    async def sources_urls(name: str, body: UrlsIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Start fetching image and page URLs into a source (within its policy, obeying
+        robots.txt), as an ingest job; poll the task for its summary."""
+        task = await rt.submit(actor, TaskKind.INGEST_URLS, {"source": name, "urls": body.urls})
+        return task.to_dict()
+
     @app.get("/v1/jobs", tags=["sources"])
     async def jobs_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
         """The most recent ingest jobs."""
@@ -286,32 +304,35 @@ def _routes(app: FastAPI) -> None:
 
     # --- governance -------------------------------------------------------------------
 
-    @app.post("/v1/takedowns", tags=["governance"])
+    @app.post("/v1/takedowns", tags=["governance"], status_code=202)
     async def takedowns(body: TakedownIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
-        """Delete everything derived only from a source or host and block it for good;
-        returns the deletion receipt."""
+        """Start a takedown: delete everything derived only from a source or host and
+        block it for good. Poll the task for the deletion receipt."""
         if (body.source is None) == (body.host is None):
-            from facetrace.errors import UsageError
-
             raise UsageError("give exactly one of source or host")
         if body.source is not None:
-            receipt = await rt.run(takedown.takedown_source, actor, body.source)
+            task = await rt.submit(actor, TaskKind.TAKEDOWN_SOURCE, {"source": body.source})
         else:
-            receipt = await rt.run(takedown.takedown_host, actor, body.host or "")
-        return receipt.to_dict()
+            task = await rt.submit(actor, TaskKind.TAKEDOWN_HOST, {"host": body.host})
+        return task.to_dict()
 
-    @app.post("/v1/optout", tags=["governance"])
+    @app.post("/v1/optout", tags=["governance"], status_code=202)
     async def optout_request(
         request: Request,
         rt: RT,
         actor: SignedIn,
         photo: Annotated[UploadFile, File(description="A photo of the person.")],
     ) -> dict[str, Any]:
-        """Delete a person's faces and keep them out of future ingests and searches. The
-        receipt has the same shape whether or not anything matched."""
+        """Start an opt-out: delete a person's faces and keep them out of future ingests
+        and searches. Poll the task for the receipt (the same shape whatever matched)."""
         rt.limits.optout_per_address.check(client_address(request))
         data = await _photo(photo)
-        return (await rt.run(optout.opt_out, actor, data)).to_dict()
+        return (await rt.submit(actor, TaskKind.OPTOUT, {}, data)).to_dict()
+
+    @app.get("/v1/tasks/{task_id}", tags=["governance"])
+    async def task_show(task_id: int, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """A task's status, and its receipt, summary or error once it has run."""
+        return (await rt.run(ops.tasks.show, actor, task_id)).to_dict()
 
     @app.post("/v1/confirmations", tags=["governance"])
     async def confirmations(body: ConfirmIn, rt: RT, actor: SignedIn) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,10 @@ from facetrace.errors import AccessDeniedError
 from facetrace.events import AccessDenied
 from facetrace.governance import access, sessions
 from facetrace.governance.access import Actor
+from facetrace.operations import tasks
+from facetrace.operations.tasks import TaskKind, TaskRecord
+
+log = logging.getLogger("facetrace.api")
 
 T = TypeVar("T")
 
@@ -47,6 +53,38 @@ class Limits:
         )
 
 
+class TaskRunner:
+    """One thread that runs submitted tasks in order, each holding the engine's lock;
+    tasks a stopped process left unfinished are queued again when it starts."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="facetrace-tasks", daemon=True)
+
+    def start(self) -> None:
+        with self.runtime.lock:
+            for task_id in tasks.pending(self.runtime.engine):
+                self.queue.put(task_id)
+        self.thread.start()
+
+    def enqueue(self, task_id: int) -> None:
+        self.queue.put(task_id)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the task in hand (up to ``timeout``); queued ones run at the next start."""
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _work(self) -> None:
+        while (task_id := self.queue.get()) is not None:
+            try:
+                with self.runtime.lock:
+                    tasks.run(self.runtime.engine, task_id)
+            except Exception:  # recorded on the task; the runner goes on with the next
+                log.exception("task %s", task_id)
+
+
 @dataclass
 class Runtime:
     """The engine of this process, used by one request at a time (SQLite, the embedded
@@ -57,6 +95,24 @@ class Runtime:
     settings: Settings
     limits: Limits
     lock: threading.Lock = field(default_factory=threading.Lock)
+    runner: TaskRunner | None = None
+
+    def start_tasks(self) -> None:
+        self.runner = TaskRunner(self)
+        self.runner.start()
+
+    def stop_tasks(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+
+    async def submit(
+        self, actor: Actor, kind: TaskKind, request: dict[str, Any], payload: bytes | None = None
+    ) -> TaskRecord:
+        """Store a task (its permission checked now) and queue it; returns it queued."""
+        record = await self.run(tasks.submit, actor, request, payload, kind=kind)
+        assert self.runner is not None
+        self.runner.enqueue(record.id)
+        return record
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``func(engine, *args, **kwargs)`` in a worker thread, holding the lock."""

@@ -118,6 +118,22 @@ match_confirmations = Table(
     UniqueConstraint("face_id", "case_id", name="uq_confirmation"),
 )
 
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("actor", Text, nullable=False),  # JSON: who asked, to act as them when it runs
+    Column("request", Text, nullable=False),  # JSON
+    Column("payload", LargeBinary, nullable=True),  # an opt-out photo, wiped once done
+    Column("result", Text, nullable=True),  # JSON receipt or summary
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tasks_status", "status"),
+)
+
 TABLES = (
     audit_log,
     users,
@@ -126,6 +142,7 @@ TABLES = (
     suppression_templates,
     match_confirmations,
     sessions,
+    tasks,
 )
 
 
@@ -161,3 +178,10 @@ migrations.register(
     migrations.Migration(13, "opt-out templates: the faces an opt-out reached", _template_groups)
 )
 migrations.register(migrations.Migration(14, "people sign in: passwords, sessions", _sign_in))
+migrations.register(
+    migrations.Migration(
+        15,
+        "background tasks: takedowns, opt-outs, URL ingests",
+        lambda conn: metadata.create_all(conn, tables=[tasks]),
+    )
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from facetrace.governance import (
@@ -29,7 +30,8 @@ from facetrace.governance import (
 )
 from facetrace.governance.access import Action
 from facetrace.identity import people
-from facetrace.operations import audit, gallery, index, ingest, sources
+from facetrace.operations import audit, gallery, index, ingest, sources, tasks
+from facetrace.operations.tasks import TaskKind
 
 
 class _Anyone:
@@ -79,6 +81,21 @@ CATALOGUE: dict[str, Operation] = {
         Operation("takedown.source", Action.TAKEDOWN, takedown.takedown_source),
         Operation("takedown.host", Action.TAKEDOWN, takedown.takedown_host),
         Operation("optout", Action.OPTOUT, optout.opt_out),
+        Operation(
+            "tasks.takedown.source",
+            Action.TAKEDOWN,
+            partial(tasks.submit, kind=TaskKind.TAKEDOWN_SOURCE),
+        ),
+        Operation(
+            "tasks.takedown.host",
+            Action.TAKEDOWN,
+            partial(tasks.submit, kind=TaskKind.TAKEDOWN_HOST),
+        ),
+        Operation("tasks.optout", Action.OPTOUT, partial(tasks.submit, kind=TaskKind.OPTOUT)),
+        Operation(
+            "tasks.ingest.urls", Action.INGEST, partial(tasks.submit, kind=TaskKind.INGEST_URLS)
+        ),
+        Operation("tasks.show", Action.TAKEDOWN, tasks.show),  # an unknown task: as takedown
         Operation("optout.request", ANYONE, optout.request_optout),
         Operation("confirm", Action.MATCH_CONFIRM, confirm.confirm_match),
         Operation("audit.head", Action.AUDIT_VERIFY, audit.head),
@@ -108,4 +125,14 @@ CATALOGUE: dict[str, Operation] = {
     )
 }
 
-__all__ = ["ANYONE", "CATALOGUE", "Operation", "audit", "gallery", "index", "ingest", "sources"]
+__all__ = [
+    "ANYONE",
+    "CATALOGUE",
+    "Operation",
+    "audit",
+    "gallery",
+    "index",
+    "ingest",
+    "sources",
+    "tasks",
+]
