@@ -36,8 +36,8 @@ import numpy as np
 
 from facetrace.config import Settings
 from facetrace.evaluation.variants import recipe
-from facetrace.governance.optout import Suppression, reach_rule
 from facetrace.governance.repository import TemplateSet
+from facetrace.governance.suppression import Suppression, reach_rule
 from facetrace.identity.reach import ReachRule, reach
 
 

@@ -46,7 +46,7 @@ from facetrace.events import (
 )
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import IngestGate
-from facetrace.governance.optout import suppressor_for
+from facetrace.governance.suppression import suppressor
 from facetrace.identity.people import assign_new, group_by_person
 from facetrace.identity.repository import IdentityStore
 from facetrace.index.base import VectorIndex
@@ -176,6 +176,11 @@ class FaceTrace:
         """Decision distance: ``settings.match_threshold`` if set, else the calibrated
         distance at ``settings.match_fmr``. Raises ConfigError if neither exists."""
         return decision_threshold(self.settings, self.calibration)
+
+    def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Who opted out: faces it flags are not stored at ingest nor returned by search."""
+        model = self.analyzer.embedder
+        return suppressor(self.store.engine, self.settings, model.model_id, model.dim)
 
     def _worst_group_rate(self) -> Callable[[float], float] | None:
         """Distance -> same-group FMR of the worst-measured demographic group, if measured."""
@@ -421,7 +426,7 @@ class FaceTrace:
             analyzer=self.analyzer,
             home=self.home,
             clock=self.clock,
-            suppressor=suppressor_for(self),
+            suppressor=self._suppressor(),
             gate=gate,
         )
         summary = pipeline.run(
@@ -578,7 +583,7 @@ class FaceTrace:
             threshold=self.match_threshold,
             false_match_rate=self.calibration.false_match_rate if self.calibration else None,
             worst_group_false_match_rate=self._worst_group_rate(),
-            exclude=suppressor_for(self),
+            exclude=self._suppressor(),
         )
         results = group_by_person(self, results)
         result = SearchResult(

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facetrace.config import Settings
 from facetrace.errors import UsageError
 from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge
-from facetrace.governance.repository import GovernanceStore, TemplateSet
-from facetrace.identity.reach import ReachRule, joins, reach
+from facetrace.governance.repository import GovernanceStore
+from facetrace.governance.suppression import reach_rule, suppressor
+from facetrace.identity.reach import reach
 from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.imaging import decode_image, read_image_bytes
 
@@ -66,74 +66,10 @@ class OptOutReceipt:
         }
 
 
-class Suppression:
-    """Callable ``(n, dim) float32 -> (n,) bool``: True where a face is the person of an
-    opt-out: within ``threshold`` (Euclidean) of an opt-out's reference photo, or, with
-    a ``rule``, joining the faces that opt-out reached (:func:`facetrace.identity.reach.joins`,
-    so later photos get the same reach as the gallery's)."""
-
-    def __init__(self, templates: TemplateSet, threshold: float, rule: ReachRule | None = None):
-        if templates.embeddings.ndim != 2 or templates.embeddings.shape[0] == 0:
-            raise ValueError("templates must be a non-empty (m, dim) array")
-        self.templates = templates
-        self.references = np.ascontiguousarray(
-            templates.embeddings[templates.reference], dtype=np.float64
-        )
-        self.threshold = float(threshold)
-        self.rule = rule
-        self._r2 = (self.references**2).sum(1)
-        # The faces of each opt-out that reached some (where the growth step applies),
-        # split once here: the suppressor runs on every ingest batch and search.
-        groups, counts = np.unique(templates.groups, return_counts=True)
-        self._grown = [
-            templates.embeddings[templates.groups == g]
-            for g, c in zip(groups, counts, strict=True)
-            if c > 1
-        ]
-
-    def min_distance(self, embeddings: np.ndarray) -> np.ndarray:
-        """``(n,)`` float64: each face's distance to its nearest reference photo."""
-        e = np.asarray(embeddings, dtype=np.float64)
-        if e.ndim != 2 or e.shape[1] != self.references.shape[1]:
-            raise ValueError(f"embeddings must be (n, {self.references.shape[1]})")
-        d2 = (e**2).sum(1)[:, None] - 2.0 * e @ self.references.T + self._r2[None, :]
-        out: np.ndarray = np.sqrt(np.maximum(d2, 0.0).min(axis=1))
-        return out
-
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-        if len(embeddings) == 0:
-            return np.zeros((0,), dtype=bool)
-        hit = self.min_distance(embeddings) < self.threshold
-        if self.rule is not None:
-            e = np.asarray(embeddings, dtype=np.float64)
-            for person in self._grown:
-                rest = ~hit
-                if rest.any():
-                    hit[rest] = joins(e[rest], person, self.rule)
-        return hit
-
-
-def reach_rule(settings: Settings) -> ReachRule:
-    """The opt-out reach of ``settings``."""
-    return ReachRule(
-        direct=settings.optout_threshold,
-        group_threshold=settings.optout_group_threshold,
-        agree=settings.optout_agree,
-        radius=max(settings.optout_radius, settings.optout_threshold),
-        votes=settings.optout_votes,
-    )
-
-
 def suppressor_for(engine: FaceTrace) -> Callable[[np.ndarray], np.ndarray] | None:
     """The opt-out suppressor for the engine's model, or None when nobody opted out."""
-    templates = GovernanceStore(engine.store.engine).templates(
-        engine.analyzer.model_id, engine.analyzer.embedder.dim
-    )
-    if templates.embeddings.shape[0] == 0:
-        return None
-    return Suppression(
-        templates, engine.settings.optout_suppress_threshold, reach_rule(engine.settings)
-    )
+    model = engine.analyzer.embedder
+    return suppressor(engine.store.engine, engine.settings, model.model_id, model.dim)
 
 
 def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: float) -> list[int]:
