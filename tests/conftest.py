@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +18,51 @@ DLIB = FIXTURES / "dlib_faces"
 JOHNS = FIXTURES / "johns"
 
 
+PG_URL = os.environ.get("FACETRACE_TEST_DATABASE_URL")
+"""A PostgreSQL server's database for tests (scripts/pg_server.py sets it)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that take ``database_url`` run on SQLite and on PostgreSQL, except those
+    marked ``sqlite_only``."""
+    if "database_url" in metafunc.fixturenames:
+        kinds = ["sqlite"]
+        if metafunc.definition.get_closest_marker("sqlite_only") is None:
+            kinds.append("postgresql")
+        metafunc.parametrize("database_url", kinds, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a fresh gallery in a temporary folder."""
-    return Settings(home=tmp_path / "home", workers=1)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the gallery's own SQLite file) or the URL of a new, empty PostgreSQL
+    database, dropped afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if not PG_URL:
+        if os.environ.get("FACETRACE_REQUIRE_POSTGRES"):
+            pytest.fail("FACETRACE_TEST_DATABASE_URL is not set (scripts/pg_server.py run)")
+        pytest.skip("needs PostgreSQL: run through scripts/pg_server.py (scripts/test.sh does)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    """Settings for a fresh gallery in a temporary folder (metadata in SQLite, and in
+    PostgreSQL as a second run)."""
+    return Settings(home=tmp_path / "home", workers=1, database_url=database_url)
 
 
 @pytest.fixture

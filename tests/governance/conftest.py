@@ -39,13 +39,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def open_engine(
-    tmp_path: Path, analyzer: FaceAnalyzer, clock: Clock
+    tmp_path: Path, analyzer: FaceAnalyzer, clock: Clock, database_url: str | None
 ) -> Iterator[Callable[..., FaceTrace]]:
-    """Factory opening a gallery in ``tmp_path/home`` with the shared analyzer and clock."""
+    """Factory opening a gallery in ``tmp_path/home`` with the shared analyzer and clock,
+    its metadata in SQLite and (as a second run of each test) in PostgreSQL."""
     opened: list[FaceTrace] = []
 
     def make(**overrides: object) -> FaceTrace:
-        values: dict[str, object] = {"match_threshold": 0.6, **overrides}
+        values: dict[str, object] = {
+            "match_threshold": 0.6,
+            "database_url": database_url,
+            **overrides,
+        }
         settings = Settings(home=tmp_path / "home", workers=1, **values)  # type: ignore[arg-type]
         ft = FaceTrace.open(settings, analyzer=analyzer, clock=clock)
         opened.append(ft)

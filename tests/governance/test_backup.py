@@ -102,6 +102,7 @@ def test_backup_during_ingest_restores_clean(tmp_path: Path, analyzer: FaceAnaly
         assert _healthy(ft)
 
 
+@pytest.mark.sqlite_only  # an online backup of the SQLite file; PostgreSQL has pg_dump
 def test_restore_reapplies_takedowns_and_optouts(
     open_engine: Callable[..., FaceTrace], tmp_path: Path, analyzer: FaceAnalyzer
 ) -> None:
@@ -138,6 +139,7 @@ def test_restore_reapplies_takedowns_and_optouts(
         assert "gallery.restored" in kinds
 
 
+@pytest.mark.sqlite_only
 def test_restore_refuses_a_changed_backup_or_an_occupied_home(
     open_engine: Callable[..., FaceTrace], tmp_path: Path, analyzer: FaceAnalyzer
 ) -> None:

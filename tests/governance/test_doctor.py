@@ -125,7 +125,10 @@ def test_doctor_command_exits_1_while_problems_remain(
     stray.write_bytes(b"x")
     ft.close()
     runner = CliRunner()
-    env = {"FACETRACE_MATCH_THRESHOLD": "0.6"}
+    env = {
+        "FACETRACE_MATCH_THRESHOLD": "0.6",
+        "FACETRACE_DATABASE_URL": ft.settings.database_url or "",
+    }
     # Opening the gallery runs the cheap repairs (an orphan thumbnail is one of them).
     healthy = runner.invoke(app, ["--home", str(home), "doctor", "--json"], env=env)
     assert healthy.exit_code == 0, healthy.output

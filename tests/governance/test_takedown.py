@@ -44,6 +44,7 @@ def _occurrences(home: Path, needle: bytes) -> dict[str, int]:
     return found
 
 
+@pytest.mark.sqlite_only
 def test_host_takedown_leaves_no_hit_and_no_bytes(open_engine: Callable[..., FaceTrace]) -> None:
     ft = open_engine()
     ft.add_source("web", lawful_basis="test", kind="url-list")

@@ -188,9 +188,10 @@ def server() -> Iterator[LocalServer]:
 
 
 @pytest.fixture
-def net_settings(tmp_path: Path) -> Settings:
-    """Settings that let the fetcher reach the local server (loopback only)."""
-    return Settings(home=tmp_path / "home", allow_loopback=True)
+def net_settings(tmp_path: Path, database_url: str | None) -> Settings:
+    """Settings that let the fetcher reach the local server (loopback only); the jobs'
+    metadata in SQLite and, as a second run, in PostgreSQL."""
+    return Settings(home=tmp_path / "home", allow_loopback=True, database_url=database_url)
 
 
 @pytest.fixture
