@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from facetrace.governance.repository import GovernanceStore
 from facetrace.store.repository import NewFace, NewPhoto, Store
@@ -47,6 +47,51 @@ def _faces_ddl(path: Path) -> str:
         ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'faces'")).scalar()
     engine.dispose()
     return str(ddl)
+
+
+def _ddl(path: Path, table: str) -> str:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table})
+        value = str(ddl.scalar())
+    engine.dispose()
+    return value
+
+
+def _made_before_alembic(conn: Connection, versions: tuple[int, ...]) -> None:
+    """Make the database look as the migration runner before Alembic left it."""
+    conn.execute(text("DROP TABLE alembic_version"))
+    conn.execute(text("DELETE FROM schema_migrations"))
+    for v in versions:
+        conn.execute(
+            text("INSERT INTO schema_migrations VALUES (:v, 'before Alembic', :at)"),
+            {"v": v, "at": NOW},
+        )
+
+
+def _rebuild_without_autoincrement(conn: Connection, path: Path, table: str) -> None:
+    rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+    indexes = (
+        conn.execute(
+            text(
+                "SELECT sql FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+            ),
+            {"t": table},
+        )
+        .scalars()
+        .all()
+    )
+    old_ddl = _ddl(path, table).replace("AUTOINCREMENT", "")
+    conn.execute(text(f"DROP TABLE {table}"))
+    conn.execute(text(old_ddl))
+    for row in rows:
+        marks = ", ".join(f":c{i}" for i in range(len(row)))
+        conn.execute(
+            text(f"INSERT INTO {table} VALUES ({marks})"), {f"c{i}": v for i, v in enumerate(row)}
+        )
+    for index in indexes:
+        conn.execute(text(index))
 
 
 def _deleting_the_newest_faces_does_not_free_their_ids(store: Store, source_id: int) -> None:
@@ -89,8 +134,8 @@ def test_database_made_before_migration_11_keeps_its_faces(tmp_path: Path) -> No
                 {f"c{i}": v for i, v in enumerate(row)},
             )
         conn.execute(text("CREATE INDEX ix_faces_photo ON faces (photo_id)"))
-        # ... and nothing after it had run either (a version only grows).
-        conn.execute(text("DELETE FROM schema_migrations WHERE version >= 11"))
+        # ... by the runner before Alembic, which had applied migrations up to 10.
+        _made_before_alembic(conn, (1, 2, 10))
     engine.dispose()
     assert "AUTOINCREMENT" not in _faces_ddl(db).upper()
 
@@ -102,4 +147,45 @@ def test_database_made_before_migration_11_keeps_its_faces(tmp_path: Path) -> No
     embs = store.embeddings(list(kept), 128)
     assert all(np.array_equal(e, np.full(128, 1, np.float32)) for e in embs.values())
     _deleting_the_newest_faces_does_not_free_their_ids(store, source.id)
+    store.close()
+
+
+def test_gallery_made_before_alembic_upgrades_in_place_and_keeps_its_photos(
+    tmp_path: Path,
+) -> None:
+    """Revision 16 rebuilds ``photos`` with AUTOINCREMENT in Alembic's batch mode, with
+    foreign keys off: the faces and sightings that point at the photos stay."""
+    db = tmp_path / "old.db"
+    store = Store.open(f"sqlite:///{db}")
+    source = store.add_source(
+        "s", kind="folder", lawful_basis="test", jurisdiction=None, policy={}, now=NOW
+    )
+    kept = [_add(store, source.id, n, faces=2) for n in (1, 2, 3)]
+    store.close()
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # foreign keys are off on this plain engine
+        _rebuild_without_autoincrement(conn, db, "photos")
+        _made_before_alembic(conn, (1, 2, 10, 11, 12, 13, 14, 15))
+        counts = {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+            for t in ("photos", "faces", "sightings")
+        }
+    engine.dispose()
+    assert "AUTOINCREMENT" not in _ddl(db, "photos").upper()
+
+    store = Store.open(f"sqlite:///{db}")  # stamped at 15, then revision 16 runs
+    assert "AUTOINCREMENT" in _ddl(db, "photos").upper()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0016"
+        for table, n in counts.items():
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == n
+        assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    records = store.faces([f for faces in kept for f in faces])
+    assert len(records) == 6 and len({r.photo_id for r in records.values()}) == 3
+    # The newest photo goes; its id is not handed out again.
+    newest = max(r.photo_id for r in records.values())
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM photos WHERE id = :i"), {"i": newest})
+    again = store.faces(list(_add(store, source.id, 9)))
+    assert min(r.photo_id for r in again.values()) > newest
     store.close()

@@ -1,18 +1,23 @@
-"""Ordered schema migrations, applied on open inside one transaction each.
+"""Schema migrations, run by Alembic (``store/alembic``) when a store opens.
 
-A migration is ``(version, description, apply)``; ``apply`` receives a
-connection. Append new migrations at the end, never edit an applied one.
+Revisions 0001-0015 are the migrations of the runner used before Alembic, each a
+``(version, description, apply)`` here (or registered by the module that owns its
+tables); their Alembic revisions call :func:`legacy`. New migrations are Alembic
+revisions (batch mode rebuilds SQLite tables); never edit an applied one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Connection, Engine, MetaData, inspect, select
 from sqlalchemy.schema import CreateTable
 
+from facetrace.errors import StoreError
 from facetrace.store import schema
 
 
@@ -75,30 +80,74 @@ def register(migration: Migration) -> None:
     MIGRATIONS.sort(key=lambda m: m.version)
 
 
+def legacy(version: int) -> Callable[[Connection], None]:
+    """The apply function of migration ``version`` (the Alembic revision of the same
+    number calls it)."""
+    _register_all()
+    for migration in MIGRATIONS:
+        if migration.version == version:
+            return migration.apply
+    raise KeyError(version)
+
+
+def _register_all() -> None:
+    """Import the modules that register their own migrations."""
+    import facetrace.governance.schema
+    import facetrace.identity.schema  # noqa: F401
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "alembic"))
+    config.attributes["connection"] = connection
+    return config
+
+
 def current_version(engine: Engine) -> int:
-    """Highest applied migration, 0 for an empty database."""
-    if not inspect(engine).has_table("schema_migrations"):
-        return 0
+    """The applied revision's number (0 for an empty database)."""
     with engine.connect() as conn:
-        versions = conn.execute(select(schema.schema_migrations.c.version)).scalars().all()
+        if inspect(conn).has_table("alembic_version"):
+            value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            return int(value) if value else 0
+        return _legacy_version(conn)
+
+
+def _legacy_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_migrations"):
+        return 0
+    versions = conn.execute(select(schema.schema_migrations.c.version)).scalars().all()
     return max(versions, default=0)
 
 
-def upgrade(engine: Engine) -> list[int]:
-    """Apply every pending migration; returns the versions applied."""
-    applied = []
-    done = current_version(engine)
-    for migration in MIGRATIONS:
-        if migration.version <= done:
-            continue
-        with engine.begin() as conn:
-            migration.apply(conn)
-            conn.execute(
-                schema.schema_migrations.insert().values(
-                    version=migration.version,
-                    description=migration.description,
-                    applied_at=datetime.now(UTC),
-                )
-            )
-        applied.append(migration.version)
-    return applied
+def upgrade(engine: Engine) -> tuple[int, int]:
+    """Bring the database to the newest revision with Alembic; returns the revision
+    numbers before and after. A gallery made by the runner before Alembic is first stamped with the
+    revision of its last migration, so it upgrades in place. On SQLite, foreign keys
+    are off while tables are rebuilt and every one is checked afterwards."""
+    _register_all()
+    before = current_version(engine)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside any transaction
+            conn.commit()
+        try:
+            config = _alembic_config(conn)
+            legacy_at = _legacy_version(conn)
+            if legacy_at and not inspect(conn).has_table("alembic_version"):
+                command.stamp(config, f"{legacy_at:04d}")
+                conn.commit()
+            command.upgrade(config, "head")
+            conn.commit()
+            if sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise StoreError(
+                        f"the upgrade left {len(broken)} rows whose foreign key points "
+                        "nowhere; restore the gallery from its backup"
+                    )
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+    return before, current_version(engine)

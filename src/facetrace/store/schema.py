@@ -69,6 +69,7 @@ photos = Table(
     Column("format", String(10), nullable=False),
     Column("byte_size", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,  # a photo id in a deletion receipt never names another photo
 )
 
 sightings = Table(
