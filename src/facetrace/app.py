@@ -62,6 +62,11 @@ from facetrace.vision.imaging import DecodedImage, decode_image, read_image_byte
 
 Clock = Callable[[], datetime]
 
+WRITERS_LOCK = "writers"
+"""Held shared by every ingest and purge while it writes, across processes and nodes
+(a database lock, released if the process dies); opening a gallery repairs only when it
+can take it alone, so it never mistakes another node's work in flight for leftovers."""
+
 SOURCE_KINDS = ("folder", "url-list", "warc", "web")
 
 #: Keys a source's stored policy may hold besides :class:`SourcePolicy`'s fields.
@@ -160,6 +165,11 @@ class FaceTrace:
     ) -> None:
         self.close()
 
+    def writing(self) -> contextlib.AbstractContextManager[bool]:
+        """Held while this process ingests or purges (shared with other writers), so no
+        process opening the gallery meanwhile repairs this work in flight."""
+        return self.store.shared(WRITERS_LOCK)
+
     def track_event(self, event: Event) -> None:
         """The one path by which auditable events are recorded."""
         self.events.track(event)
@@ -229,6 +239,15 @@ class FaceTrace:
         people. While another process writes the embedded index (an ingest), what
         looks out of step is its work in flight, and nothing is touched.
         """
+        with self.store.try_exclusive(WRITERS_LOCK) as alone:
+            if not alone:
+                # Another process (here or on another node) is ingesting or purging: what
+                # looks missing or orphaned may be its work in flight. It finishes it; the
+                # next open after a crash repairs what the crash left.
+                return ReconcileReport(0, 0, 0)
+            return self._reconcile()
+
+    def _reconcile(self) -> ReconcileReport:
         model_id = self.analyzer.model_id
         db_ids = self.store.face_ids(model_id)
         idx_ids = self.index.ids()
@@ -429,9 +448,10 @@ class FaceTrace:
             suppressor=self._suppressor(),
             gate=gate,
         )
-        summary = pipeline.run(
-            tasks, record, workers=workers, on_item=on_item, job_id=job_id, skip=skip
-        )
+        with self.writing():
+            summary = pipeline.run(
+                tasks, record, workers=workers, on_item=on_item, job_id=job_id, skip=skip
+            )
         assign_new(self)
         for host, items in sorted(gate.refused.items()):
             self.track_event(

@@ -32,7 +32,7 @@ import numpy as np
 from facetrace.errors import UsageError
 from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
-from facetrace.governance.purge import finish_purge
+from facetrace.governance.purge import finish_purge, holds_writers
 from facetrace.governance.repository import GovernanceStore
 from facetrace.governance.suppression import reach_rule, suppressor
 from facetrace.identity.reach import reach
@@ -116,6 +116,7 @@ def request_optout(engine: FaceTrace, actor: Actor, photo: bytes) -> OptOutRecei
     return _process(engine, actor, photo)
 
 
+@holds_writers
 def _process(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutReceipt:
     settings = engine.settings
     data = (

@@ -9,11 +9,13 @@ even when nothing was deleted, so the work done does not reveal whether it was.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from facetrace.identity.repository import IdentityStore
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +95,17 @@ def finish_purge(engine: FaceTrace, deleted: Deleted) -> PurgeResult:
     IdentityStore(engine.store.engine).drop_empty()  # no person left with no face
     scrubbed = GovernanceStore(engine.store.engine).scrub()
     return PurgeResult(deleted, removed, wiped, scrubbed)
+
+
+def holds_writers(
+    func: Callable[Concatenate[FaceTrace, P], R],
+) -> Callable[Concatenate[FaceTrace, P], R]:
+    """Run a purge holding the writers' lock shared (:meth:`FaceTrace.writing`), so a
+    process opening the gallery meanwhile does not re-add what it is deleting."""
+
+    @functools.wraps(func)
+    def wrapper(engine: FaceTrace, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with engine.writing():
+            return func(engine, *args, **kwargs)
+
+    return wrapper

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrace.events import RetentionSwept
 from facetrace.governance.access import Action, Actor, require
-from facetrace.governance.purge import finish_purge
+from facetrace.governance.purge import finish_purge, holds_writers
 from facetrace.governance.repository import GovernanceStore
 from facetrace.store.repository import translates_store_errors
 
@@ -70,6 +70,7 @@ def retention_days(policy: dict[str, Any]) -> float | None:
 
 
 @translates_store_errors
+@holds_writers
 def run_retention(engine: FaceTrace, actor: Actor) -> RetentionReport:
     """Delete every sighting past its source's retention period (``retention.run``)."""
     require(engine, actor, Action.RETENTION_RUN)

@@ -18,7 +18,7 @@ from facetrace.errors import NotFoundError, UsageError
 from facetrace.events import TakedownPerformed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.gate import host_in, url_host
-from facetrace.governance.purge import PurgeResult, finish_purge
+from facetrace.governance.purge import PurgeResult, finish_purge, holds_writers
 from facetrace.governance.repository import Deleted, GovernanceStore
 from facetrace.store.repository import translates_store_errors
 
@@ -76,6 +76,7 @@ def normalize_domain(value: str) -> str:
 
 
 @translates_store_errors
+@holds_writers
 def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownReceipt:
     """Take down source ``name``: block it, then delete what only it held."""
     require(engine, actor, Action.TAKEDOWN, f"source:{name}")
@@ -92,6 +93,7 @@ def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownRecei
 
 
 @translates_store_errors
+@holds_writers
 def takedown_host(engine: FaceTrace, actor: Actor, host: str) -> TakedownReceipt:
     """Take down a host and its subdomains: block it, then delete what only it held."""
     domain = normalize_domain(host)

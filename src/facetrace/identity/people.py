@@ -83,6 +83,15 @@ def assign_new(engine: FaceTrace, neighbours: int = 30) -> int:
     if not _can_cluster(engine):
         return 0
     repo = IdentityStore(engine.store.engine)
+    if not repo.unassigned(engine.analyzer.model_id):
+        return 0
+    # One process places faces at a time: two nodes placing the same new face (or two
+    # faces of one new person) at once would each make a person for it.
+    with engine.store.exclusive("people"):
+        return _assign(engine, repo, neighbours)
+
+
+def _assign(engine: FaceTrace, repo: IdentityStore, neighbours: int) -> int:
     pending = repo.unassigned(engine.analyzer.model_id)
     if not pending:
         return 0

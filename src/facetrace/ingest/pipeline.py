@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,7 +31,7 @@ import numpy as np
 
 from facetrace import faults
 from facetrace.config import Settings
-from facetrace.errors import FaceTraceError
+from facetrace.errors import FaceTraceError, SourceBlockedError
 from facetrace.index.base import VectorIndex
 from facetrace.ingest.tasks import (
     PhotoAnalysis,
@@ -41,7 +42,7 @@ from facetrace.ingest.tasks import (
     run_in_worker,
     task_bytes,
 )
-from facetrace.store.repository import NewFace, NewPhoto, SourceRecord, Store
+from facetrace.store.repository import NewFace, NewPhoto, PhotoWrite, SourceRecord, Store
 from facetrace.types import IngestSummary, ItemError
 from facetrace.vision.analyzer import FaceAnalyzer
 
@@ -162,6 +163,18 @@ class IngestPipeline:
         self, task: PhotoTask | Refused, source: SourceRecord, counts: _Counts
     ) -> tuple[bytes, str] | ItemOutcome:
         """Read bytes and hash them; a known photo only gains a sighting."""
+        try:
+            return self._prepare_item(task, source, counts)
+        except SourceBlockedError as exc:  # blocked by a takedown in another process
+            return self._refused(task.key, str(exc), counts)
+
+    def _refused(self, key: str, message: str, counts: _Counts) -> ItemOutcome:
+        counts.errors.append(ItemError(key, message))
+        return ItemOutcome(key, "refused", error=message)
+
+    def _prepare_item(
+        self, task: PhotoTask | Refused, source: SourceRecord, counts: _Counts
+    ) -> tuple[bytes, str] | ItemOutcome:
         counts.seen += 1
         if isinstance(task, Refused):
             return self._error(task.key, task.error, source, counts, status="refused")
@@ -279,6 +292,18 @@ class IngestPipeline:
         source: SourceRecord,
         counts: _Counts,
     ) -> ItemOutcome:
+        try:
+            return self._commit_item(task, analysis, source, counts)
+        except SourceBlockedError as exc:  # blocked by a takedown in another process
+            return self._refused(task.key, str(exc), counts)
+
+    def _commit_item(
+        self,
+        task: PhotoTask,
+        analysis: PhotoAnalysis,
+        source: SourceRecord,
+        counts: _Counts,
+    ) -> ItemOutcome:
         for stage, seconds in analysis.timings.items():
             counts.timings[stage] = counts.timings.get(stage, 0.0) + seconds
         if analysis.error is not None:
@@ -314,7 +339,39 @@ class IngestPipeline:
                     thumbnail=thumb,
                 )
             )
-        write = self.store.add_photo(
+        try:
+            write = self._store_photo(task, analysis, source, new_faces)
+        except SourceBlockedError:
+            # Refused at commit: the thumbnails just written are nobody's, unless the
+            # same photo is stored from elsewhere (its thumbnails have the same names).
+            if self.store.photo_id_by_sha(analysis.sha256) is None:
+                for stored in new_faces:
+                    if stored.thumbnail:
+                        (self.home / stored.thumbnail).unlink(missing_ok=True)
+            raise
+        if not write.created:
+            counts.duplicates += 1
+            return ItemOutcome(task.key, "duplicate")
+        if write.face_ids:
+            ids = np.asarray(write.face_ids, dtype=np.int64)
+            self.index.add(ids, np.stack([f.embedding for f in new_faces]).astype(np.float32))
+            if len(self.store.faces(list(write.face_ids))) < ids.size:
+                # A takedown or opt-out in another process deleted the rows between our
+                # commit and this add, after it had removed their (then absent) vectors.
+                self.index.remove(ids)
+        counts.added += 1
+        counts.faces += len(write.face_ids)
+        counts.suppressed += suppressed
+        return ItemOutcome(task.key, "added", faces=len(write.face_ids))
+
+    def _store_photo(
+        self,
+        task: PhotoTask,
+        analysis: PhotoAnalysis,
+        source: SourceRecord,
+        new_faces: list[NewFace],
+    ) -> PhotoWrite:
+        return self.store.add_photo(
             NewPhoto(
                 sha256=analysis.sha256,
                 width=analysis.width,
@@ -331,18 +388,6 @@ class IngestPipeline:
             collected_at=task.collected_at,
             now=self.clock(),
         )
-        if not write.created:
-            counts.duplicates += 1
-            return ItemOutcome(task.key, "duplicate")
-        if write.face_ids:
-            self.index.add(
-                np.asarray(write.face_ids, dtype=np.int64),
-                np.stack([f.embedding for f in new_faces]).astype(np.float32),
-            )
-        counts.added += 1
-        counts.faces += len(write.face_ids)
-        counts.suppressed += suppressed
-        return ItemOutcome(task.key, "added", faces=len(write.face_ids))
 
     def _write_thumbnail(self, sha256: str, i: int, jpeg: bytes) -> str | None:
         if not jpeg:
@@ -350,7 +395,8 @@ class IngestPipeline:
         rel = Path(THUMBS_FOLDER) / sha256[:2] / f"{sha256}_{i}.jpg"
         path = self.home / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        # A name of its own: another node may be writing the same photo's thumbnail.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.write_bytes(jpeg)
         faults.point()  # written, not yet in place
         tmp.replace(path)

@@ -6,21 +6,25 @@ Every write that the engine acknowledges is one committed transaction.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from facetrace import faults
 from facetrace.errors import (
     ConflictError,
     FaceTraceError,
+    SourceBlockedError,
     StorageFullError,
     StoreError,
     is_storage_full,
@@ -199,6 +203,21 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+_WRITE_ATTEMPTS = 3
+
+
+def _check_source_active(conn: Any, source_id: int) -> None:
+    """Inside a write: refuse it if the source is no longer active (``FOR SHARE`` on
+    PostgreSQL, so a concurrent block waits for this transaction; SQLite has one writer)."""
+    status = conn.execute(
+        select(schema.sources.c.status)
+        .where(schema.sources.c.id == source_id)
+        .with_for_update(read=True)
+    ).scalar()
+    if status != "active":
+        raise SourceBlockedError("refused: the source was blocked during this ingest")
+
+
 class Store:
     """Repository over the metadata database. Open with :meth:`open`."""
 
@@ -217,6 +236,53 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Hold the lock ``name`` alone, waiting for it, across every process sharing
+        this database (yields True)."""
+        return self._lock(name, exclusive=True, wait=True)
+
+    def shared(self, name: str) -> AbstractContextManager[bool]:
+        """Hold the lock ``name`` together with other holders of it shared (yields True)."""
+        return self._lock(name, exclusive=False, wait=True)
+
+    def try_exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Take the lock ``name`` alone if nobody holds it; yields whether it did."""
+        return self._lock(name, exclusive=True, wait=False)
+
+    @contextmanager
+    def _lock(self, name: str, *, exclusive: bool, wait: bool) -> Iterator[bool]:
+        """A PostgreSQL advisory lock, or a file lock beside an SQLite file. Either is
+        released when its process dies, so a lock never outlives a crash."""
+        if self.engine.dialect.name == "postgresql":
+            key = zlib.crc32(name.encode("utf-8"))
+            kind = "" if exclusive else "_shared"
+            take = f"pg_{'' if wait else 'try_'}advisory_lock{kind}"
+            with self.engine.connect() as conn:
+                got = conn.execute(text(f"SELECT {take}(:k)"), {"k": key}).scalar()
+                conn.commit()
+                try:
+                    yield wait or bool(got)
+                finally:
+                    if wait or got:
+                        conn.execute(text(f"SELECT pg_advisory_unlock{kind}(:k)"), {"k": key})
+                        conn.commit()
+            return
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield True
+            return
+        with open(f"{database}.{name}.lock", "a+b") as handle:
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+            try:
+                fcntl.flock(handle, mode)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # --- sources -----------------------------------------------------------
 
@@ -299,9 +365,20 @@ class Store:
         page_url: str | None,
         collected_at: datetime,
     ) -> bool:
-        """Record where a known photo was found; False if that place was already known."""
-        with self.engine.begin() as conn:
-            return self._insert_sighting(conn, photo_id, source_id, origin, page_url, collected_at)
+        """Record where a known photo was found; False if that place was already known.
+
+        Raises SourceBlockedError if the source was blocked meanwhile."""
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    _check_source_active(conn, source_id)
+                    return self._insert_sighting(
+                        conn, photo_id, source_id, origin, page_url, collected_at
+                    )
+            except IntegrityError:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _insert_sighting(
@@ -347,9 +424,36 @@ class Store:
         """Store a photo, its faces and where it was found, in one transaction.
 
         If a photo with the same sha256 exists (another source, or a re-run), only
-        the sighting is added and ``created`` is False.
+        the sighting is added and ``created`` is False. Two writers storing the same
+        photo at once: the unique SHA-256 (and sighting) constraints let one win, and
+        the other's transaction, retried, adds its sighting to the winner's photo.
+        Raises SourceBlockedError if the source was blocked meanwhile (checked inside
+        the transaction, under a share lock on the source's row where the database has
+        one, so a takedown's block waits for this write and then removes it).
         """
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return self._add_photo(
+                    photo, faces, model_id, source_id, origin, page_url, collected_at, now
+                )
+            except IntegrityError:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _add_photo(
+        self,
+        photo: NewPhoto,
+        faces: Sequence[NewFace],
+        model_id: str,
+        source_id: int,
+        origin: str,
+        page_url: str | None,
+        collected_at: datetime,
+        now: datetime,
+    ) -> PhotoWrite:
         with self.engine.begin() as conn:
+            _check_source_active(conn, source_id)
             existing = conn.execute(
                 select(schema.photos.c.id).where(schema.photos.c.sha256 == photo.sha256)
             ).scalar()
@@ -550,18 +654,34 @@ class Store:
     def record_job_item(
         self, job_id: int, key: str, status: str, error: str | None, now: datetime
     ) -> None:
-        """Record one item's outcome (the latest outcome wins on a resumed job)."""
+        """Record one item's outcome (the latest outcome wins on a resumed job).
+
+        A job a takedown deleted meanwhile (with its source's other traces) records
+        nothing more: its items name a source that is gone."""
         ji = schema.job_items
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                ji.update()
-                .where(ji.c.job_id == job_id, ji.c.key == key)
-                .values(status=status, error=error, at=now)
-            ).rowcount
-            if not updated:
-                conn.execute(
-                    ji.insert().values(job_id=job_id, key=key, status=status, error=error, at=now)
-                )
+        try:
+            with self.engine.begin() as conn:
+                live = conn.execute(
+                    select(schema.jobs.c.id)
+                    .where(schema.jobs.c.id == job_id)
+                    .with_for_update(read=True)
+                ).scalar()
+                if live is None:
+                    return
+                updated = conn.execute(
+                    ji.update()
+                    .where(ji.c.job_id == job_id, ji.c.key == key)
+                    .values(status=status, error=error, at=now)
+                ).rowcount
+                if not updated:
+                    conn.execute(
+                        ji.insert().values(
+                            job_id=job_id, key=key, status=status, error=error, at=now
+                        )
+                    )
+        except IntegrityError:
+            if self.job(job_id) is not None:  # not the deleted job: a real fault
+                raise
 
     def job_done_keys(self, job_id: int) -> set[str]:
         """Keys of the job's items that need no retry (everything but errors)."""
