@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, text
 
 from facetrace import FaceTrace, Settings
 from facetrace.governance.audit import AuditLog
+from facetrace.governance.doctor import Check, examine
 from tests.conftest import JOHNS
+from tests.governance.conftest import ADMIN
 
 MILVUS = os.environ.get("FACETRACE_TEST_MILVUS_URI")
 needs_milvus = pytest.mark.skipif(not MILVUS, reason="FACETRACE_TEST_MILVUS_URI is not set")
@@ -41,6 +43,40 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "facetrace.cli.main", *args]
 
 
+def _start_ingest(photos: Path, source: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        _cli("ingest", str(photos), "--source", source, "--json"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _when_stored(url: str, ingest: subprocess.Popen[str], sightings: int) -> None:
+    """Wait until the ingest has stored ``sightings`` sightings (or ended)."""
+    db = create_engine(url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and ingest.poll() is None:
+        with db.connect() as conn:
+            if (conn.execute(text("SELECT count(*) FROM sightings")).scalar() or 0) >= sightings:
+                break
+        time.sleep(0.05)
+    db.dispose()
+
+
+def _milvus_gallery(home: Path, database_url: str | None, env: dict[str, str]) -> FaceTrace:
+    """The gallery the processes wrote, opened without repairs."""
+    settings = Settings(
+        home=home,
+        database_url=database_url,
+        index_backend="milvus",  # type: ignore[arg-type]
+        milvus_uri=MILVUS,
+        milvus_collection=env["FACETRACE_MILVUS_COLLECTION"],
+    )
+    return FaceTrace.open(settings, reconcile=False)
+
+
 @needs_milvus
 @pytest.mark.slow
 def test_two_nodes_ingesting_the_same_photos_store_each_once_with_both_sightings(
@@ -57,28 +93,12 @@ def test_two_nodes_ingesting_the_same_photos_store_each_once_with_both_sightings
     env = _env(home, database_url, f"t_{uuid.uuid4().hex[:12]}")
     for name in ("node-a", "node-b"):
         subprocess.run(_cli("sources", "add", name, "--basis", "test"), env=env, check=True)
-    runs = [
-        subprocess.Popen(
-            _cli("ingest", str(photos), "--source", name, "--json"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in ("node-a", "node-b")
-    ]
+    runs = [_start_ingest(photos, name, env) for name in ("node-a", "node-b")]
     outputs = [r.communicate(timeout=600) for r in runs]
     for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err
         assert '"errors": []' in out.replace("\n", "").replace("  ", "") or '"errors": []' in out
-    settings = Settings(
-        home=home,
-        database_url=database_url,
-        index_backend="milvus",  # type: ignore[arg-type]
-        milvus_uri=MILVUS,
-        milvus_collection=env["FACETRACE_MILVUS_COLLECTION"],
-    )
-    with FaceTrace.open(settings) as ft, ft.store.engine.connect() as conn:
+    with _milvus_gallery(home, database_url, env) as ft, ft.store.engine.connect() as conn:
         count = {
             t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
             for t in ("photos", "sightings", "faces")
@@ -143,21 +163,10 @@ def test_a_takedown_during_an_ingest_of_its_source_leaves_nothing(
     home = tmp_path / "home"
     env = _env(home, database_url, f"t_{uuid.uuid4().hex[:12]}")
     subprocess.run(_cli("sources", "add", "s", "--basis", "test"), env=env, check=True)
-    ingest = subprocess.Popen(
-        _cli("ingest", str(photos), "--source", "s", "--json"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ingest = _start_ingest(photos, "s", env)
     url = database_url or f"sqlite:///{(home / 'facetrace.db').resolve()}"
+    _when_stored(url, ingest, 1)
     db = create_engine(url)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and ingest.poll() is None:
-        with db.connect() as conn:
-            if conn.execute(text("SELECT count(*) FROM sightings")).scalar():
-                break
-        time.sleep(0.05)
     takedown = subprocess.run(
         _cli("takedown", "--source", "s", "--json"), env=env, capture_output=True, text=True
     )
@@ -174,13 +183,39 @@ def test_a_takedown_during_an_ingest_of_its_source_leaves_nothing(
     db.dispose()
     assert left == {"photos": 0, "sightings": 0, "faces": 0}
     assert status == "blocked"
-    settings = Settings(
-        home=home,
-        database_url=database_url,
-        index_backend="milvus",  # type: ignore[arg-type]
-        milvus_uri=MILVUS,
-        milvus_collection=env["FACETRACE_MILVUS_COLLECTION"],
-    )
-    with FaceTrace.open(settings, reconcile=False) as ft:
+    with _milvus_gallery(home, database_url, env) as ft:
         assert ft.index.count() == 0  # no vector of the source's faces either
         assert not ft.orphan_thumbnails()
+
+
+@needs_milvus
+@pytest.mark.slow
+def test_an_optout_during_an_ingest_reaches_that_ingest_too(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    person = JOHNS / "John_Simm"
+    reference = sorted(person.iterdir())[0]
+    for folder in sorted(JOHNS.iterdir()):  # the person's photos first, others around them
+        if folder.is_dir():
+            for photo in sorted(folder.iterdir()):
+                if photo != reference:
+                    shutil.copy(photo, photos / f"{folder.name}-{photo.name}")
+    home = tmp_path / "home"
+    env = _env(home, database_url, f"t_{uuid.uuid4().hex[:12]}")
+    subprocess.run(_cli("sources", "add", "s", "--basis", "test"), env=env, check=True)
+    ingest = _start_ingest(photos, "s", env)
+    _when_stored(database_url or f"sqlite:///{(home / 'facetrace.db').resolve()}", ingest, 8)
+    optout = subprocess.run(
+        _cli("optout", str(reference), "--json"), env=env, capture_output=True, text=True
+    )
+    _, err = ingest.communicate(timeout=600)
+    assert optout.returncode == 0, optout.stderr
+    assert ingest.returncode == 0 and "unexpected" not in err, err
+    with _milvus_gallery(home, database_url, env) as ft:
+        report = examine(ft, ADMIN)
+        by_check = {f.check: f.count for f in report.findings}
+        stored = ft.stats().faces
+    assert by_check[Check.OPTED_OUT_FACES] == 0  # no face the opt-out covers was kept
+    assert stored >= 30  # the other Johns are there

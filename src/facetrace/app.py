@@ -46,7 +46,7 @@ from facetrace.events import (
 )
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import IngestGate
-from facetrace.governance.suppression import suppressor
+from facetrace.governance.suppression import LiveSuppression, suppressor
 from facetrace.identity.people import assign_new, group_by_person
 from facetrace.identity.repository import IdentityStore
 from facetrace.index.base import VectorIndex
@@ -55,7 +55,7 @@ from facetrace.ingest.fetch.policy import SourcePolicy
 from facetrace.ingest.pipeline import THUMBS_FOLDER, IngestPipeline, ItemOutcome
 from facetrace.ingest.tasks import PhotoTask, Refused
 from facetrace.search import rank_matches
-from facetrace.store.repository import SourceRecord, Store
+from facetrace.store.repository import JobStatus, SourceRecord, SourceStatus, Store
 from facetrace.types import IngestSummary, SearchResult, Stats, VerifyResult
 from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
 from facetrace.vision.imaging import DecodedImage, decode_image, read_image_bytes
@@ -327,7 +327,7 @@ class FaceTrace:
 
     def set_source_status(self, name: str, status: str, *, actor: str = "local") -> SourceRecord:
         """Set a source's status (``active`` or ``blocked``); a blocked one collects nothing."""
-        if status not in ("active", "blocked"):
+        if status not in set(SourceStatus):
             raise UsageError("a source's status is 'active' or 'blocked'")
         if self.store.get_source(name) is None:
             raise UnknownSourceError(f"source {name!r} is not registered")
@@ -418,7 +418,7 @@ class FaceTrace:
                 f"source {name!r} is not registered; register it first with "
                 f"'facetrace sources add {name} --basis \"<lawful basis>\"'"
             )
-        if record.status != "active":
+        if record.status != SourceStatus.ACTIVE:
             raise SourceBlockedError(f"source {name!r} is {record.status}; nothing is collected")
         return record
 
@@ -445,7 +445,9 @@ class FaceTrace:
             analyzer=self.analyzer,
             home=self.home,
             clock=self.clock,
-            suppressor=self._suppressor(),
+            suppression=LiveSuppression(
+                self.store, self.settings, self.analyzer.model_id, self.analyzer.embedder.dim
+            ),
             gate=gate,
         )
         with self.writing():
@@ -503,13 +505,13 @@ class FaceTrace:
         job = self.store.job(job_id)
         if job is None:
             raise NotFoundError(f"no ingest job {job_id}")
-        if job.status == "completed":
+        if job.status == JobStatus.COMPLETED:
             raise UsageError(f"job {job_id} already completed")
         record = self.source(job.source)
         paths = [Path(p) for p in job.spec["paths"]]
         skip = frozenset(self.store.job_done_keys(job_id))
         kind = InputKind(job.spec["kind"])
-        self.store.set_job_status(job_id, "running", self.clock())
+        self.store.set_job_status(job_id, JobStatus.RUNNING, self.clock())
         return self._run_job(job_id, kind, paths, record, workers, on_item, actor, skip)
 
     def _run_job(
@@ -540,7 +542,7 @@ class FaceTrace:
         except BaseException as exc:
             # A full disk may refuse this too; a resume accepts a job left "running".
             with contextlib.suppress(Exception):
-                self.store.set_job_status(job_id, "interrupted", self.clock())
+                self.store.set_job_status(job_id, JobStatus.INTERRUPTED, self.clock())
             if is_storage_full(exc):
                 raise StorageFullError(
                     f"no space left on the disk holding {self.home}; the photos stored so far "
@@ -548,7 +550,7 @@ class FaceTrace:
                 ) from exc
             raise
         summary = replace(summary, job_id=job_id)
-        self.store.set_job_status(job_id, "completed", self.clock(), summary.to_dict())
+        self.store.set_job_status(job_id, JobStatus.COMPLETED, self.clock(), summary.to_dict())
         return summary
 
     # --- search ------------------------------------------------------------

@@ -188,10 +188,16 @@ def server() -> Iterator[LocalServer]:
 
 
 @pytest.fixture
-def net_settings(tmp_path: Path, database_url: str | None) -> Settings:
-    """Settings that let the fetcher reach the local server (loopback only); the jobs'
-    metadata in SQLite and, as a second run, in PostgreSQL."""
-    return Settings(home=tmp_path / "home", allow_loopback=True, database_url=database_url)
+def net_settings(tmp_path: Path) -> Settings:
+    """Settings that let the fetcher reach the local server (loopback only)."""
+    return Settings(home=tmp_path / "home", allow_loopback=True)
+
+
+@pytest.fixture
+def net_gallery(net_settings: Settings, database_url: str | None) -> Settings:
+    """:func:`net_settings` for a gallery: its jobs' metadata in SQLite and, as a second
+    run, in PostgreSQL."""
+    return net_settings.model_copy(update={"database_url": database_url})
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def _open(settings: Settings, **policy: object) -> FaceTrace:
 
 
 def test_url_list_ingest_keeps_image_and_page_urls_and_records_refusals(
-    server: LocalServer, net_settings: Settings, tmp_path: Path
+    server: LocalServer, net_gallery: Settings, tmp_path: Path
 ) -> None:
     server.add("/robots.txt", b"User-agent: *\nDisallow: /private/\n", content_type="text/plain")
     img = server.image("/img/obama.jpg", OBAMA)
@@ -42,7 +42,7 @@ def test_url_list_ingest_keeps_image_and_page_urls_and_records_refusals(
     )
     urls = tmp_path / "urls.txt"
     urls.write_text(f"# case 12\n{page}\nhttps://www.facebook.com/photo.jpg\n")
-    with _open(net_settings) as ft:
+    with _open(net_gallery) as ft:
         summary = ft.ingest([urls], source="web")
         assert (summary.photos_added, summary.faces_added) == (1, 1)
         errors = {e.item: e.error for e in summary.errors}
@@ -81,11 +81,11 @@ def _warc(path: Path) -> None:
 
 
 def test_warc_ingest_uses_capture_dates_and_original_urls(
-    net_settings: Settings, tmp_path: Path
+    net_gallery: Settings, tmp_path: Path
 ) -> None:
     archive = tmp_path / "crawl.warc.gz"
     _warc(archive)
-    with _open(net_settings) as ft:
+    with _open(net_gallery) as ft:
         summary = ft.ingest([archive], source="web")
         assert (summary.photos_added, summary.faces_added, summary.errors) == (2, 2, ())
         match = ft.search(FR / "obama2.jpg", case_id="C", reason="r").faces[0].matches[0]
@@ -94,12 +94,12 @@ def test_warc_ingest_uses_capture_dates_and_original_urls(
         assert prov.collected_at == datetime(2019, 3, 1, 10, 0, tzinfo=UTC)
 
 
-def test_resized_copy_is_a_perceptual_duplicate(net_settings: Settings, tmp_path: Path) -> None:
+def test_resized_copy_is_a_perceptual_duplicate(net_gallery: Settings, tmp_path: Path) -> None:
     small = tmp_path / "obama_small.jpg"
     img = Image.open(FR / "obama.jpg")
     img.thumbnail((500, 500))
     img.save(small, quality=70)
-    with _open(net_settings) as ft:
+    with _open(net_gallery) as ft:
         ft.ingest([FR / "obama.jpg"], source="web")
         again = ft.ingest([small], source="web")
         assert (again.photos_added, again.duplicates) == (0, 1)
@@ -110,7 +110,7 @@ def test_resized_copy_is_a_perceptual_duplicate(net_settings: Settings, tmp_path
 
 
 def test_interrupted_job_resumes_without_rereading_done_items(
-    net_settings: Settings, tmp_path: Path
+    net_gallery: Settings, tmp_path: Path
 ) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -126,7 +126,7 @@ def test_interrupted_job_resumes_without_rereading_done_items(
         if len(seen) == 2:
             raise Stop
 
-    with _open(net_settings) as ft:
+    with _open(net_gallery) as ft:
         with pytest.raises(Stop):
             ft.ingest([folder], source="web", workers=1, on_item=stop_after_two)
         job = ft.store.jobs()[0]
@@ -137,8 +137,8 @@ def test_interrupted_job_resumes_without_rereading_done_items(
         assert ft.stats().photos == 4
 
 
-def test_blocked_source_collects_nothing(net_settings: Settings) -> None:
-    with _open(net_settings) as ft:
+def test_blocked_source_collects_nothing(net_gallery: Settings) -> None:
+    with _open(net_gallery) as ft:
         ft.set_source_status("web", "blocked")
         with pytest.raises(SourceBlockedError):
             ft.ingest([FR / "obama.jpg"], source="web")

@@ -49,6 +49,7 @@ from facetrace.config import IndexBackend, Settings
 from facetrace.governance.access import Actor, Role
 from facetrace.governance.doctor import Check, examine
 from facetrace.ingest.tasks import PhotoTask
+from facetrace.store.repository import JobStatus
 from facetrace.vision.analyzer import FaceAnalyzer
 
 ADMIN = Actor(name="campaign", role=Role.ADMIN, user_id=None)
@@ -268,7 +269,7 @@ def _acknowledged_present(ft: FaceTrace) -> list[str]:
 def _rerun_args(home: Path, command: str, photos: Photos, settings: Settings) -> list[str]:
     if command == "ingest":
         with FaceTrace.open(settings, reconcile=False) as ft:
-            unfinished = [j.id for j in ft.store.jobs(1000) if j.status != "completed"]
+            unfinished = [j.id for j in ft.store.jobs(1000) if j.status != JobStatus.COMPLETED]
         if unfinished:
             return ["jobs", "resume", str(unfinished[-1]), "--workers", "1"]
     return command_args(command, photos)

@@ -44,7 +44,7 @@ from facetrace.governance.purge import finish_purge, wipe_file
 from facetrace.governance.repository import GovernanceStore
 from facetrace.identity.people import assign_new
 from facetrace.identity.repository import IdentityStore
-from facetrace.store.repository import translates_store_errors
+from facetrace.store.repository import SourceStatus, translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -223,7 +223,7 @@ def _takedown_leftovers(engine: FaceTrace, repair: bool) -> Finding:
     leftover: list[int] = []
     names: list[str] = []
     for source in engine.store.list_sources():
-        if source.status == "blocked" and source.name not in chosen:
+        if source.status == SourceStatus.BLOCKED and source.name not in chosen:
             ids = repo.sightings_of_source(source.id)
             if ids:
                 leftover += ids
@@ -255,7 +255,7 @@ def _blocked_by_hand(engine: FaceTrace) -> set[str]:
             latest[str(entry.payload.get("name"))] = str(entry.payload.get("status"))
         elif entry.kind == "takedown.performed" and entry.payload.get("target_kind") == "source":
             latest[str(entry.payload.get("target"))] = "taken down"
-    return {name for name, status in latest.items() if status == "blocked"}
+    return {name for name, status in latest.items() if status == SourceStatus.BLOCKED}
 
 
 def _opted_out_faces(engine: FaceTrace, repair: bool) -> Finding:

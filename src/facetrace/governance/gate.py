@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from facetrace.governance.repository import GovernanceStore
 from facetrace.ingest.tasks import PhotoTask
-from facetrace.store.repository import SourceRecord, Store
+from facetrace.store.repository import SourceRecord, SourceStatus, Store
 
 REFRESH_SECONDS = 2.0
 
@@ -65,7 +65,7 @@ class IngestGate:
     def _refresh(self) -> None:
         self._blocked = self.repo.blocked_hosts()
         current = self.store.get_source(self.source.name)
-        self._source_blocked = current is None or current.status != "active"
+        self._source_blocked = current is None or current.status != SourceStatus.ACTIVE
         self._loaded = time.monotonic()
 
     def __call__(self, task: PhotoTask) -> str | None:

@@ -34,7 +34,7 @@ from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge, holds_writers
 from facetrace.governance.repository import GovernanceStore
-from facetrace.governance.suppression import reach_rule, suppressor
+from facetrace.governance.suppression import SUPPRESSION_LOCK, reach_rule, suppressor
 from facetrace.identity.reach import reach
 from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.imaging import decode_image, read_image_bytes
@@ -132,10 +132,13 @@ def _process(engine: FaceTrace, actor: Actor, photo: Path | bytes) -> OptOutRece
         raise UsageError("no face found in the opt-out photo; use a clear photo of one face")
     probe = np.ascontiguousarray(embeddings[0], dtype=np.float32)
     repo = GovernanceStore(engine.store.engine)
-    matches = reached_faces(engine, probe)
-    deleted = repo.delete_faces(list(matches))
-    reached = np.stack(list(matches.values())) if matches else np.zeros((0, probe.shape[0]))
-    repo.add_templates(engine.analyzer.model_id, secrets.token_hex(16), probe, reached)
+    # Alone against ingest commits (here or on other nodes): every photo is stored
+    # before this looks (so it is found) or checked against the templates made here.
+    with engine.store.exclusive(SUPPRESSION_LOCK):
+        matches = reached_faces(engine, probe)
+        deleted = repo.delete_faces(list(matches))
+        reached = np.stack(list(matches.values())) if matches else np.zeros((0, probe.shape[0]))
+        repo.add_templates(engine.analyzer.model_id, secrets.token_hex(16), probe, reached)
     purge = finish_purge(engine, deleted)  # runs in full even when nothing matched
     now = engine.clock()
     request_id = secrets.token_hex(8)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from facetrace.errors import AuditError, ConflictError, StoreError
 from facetrace.governance import schema as gs
 from facetrace.store import schema
-from facetrace.store.repository import utc
+from facetrace.store.repository import JobStatus, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +358,16 @@ class GovernanceStore:
                 ],
             )
 
+    def template_version(self, model_id: str) -> tuple[int, str]:
+        """``(count, greatest id)`` of ``model_id``'s templates: changes with every opt-out
+        (ids are random, so the count tells additions apart)."""
+        t = gs.suppression_templates
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(func.count(), func.max(t.c.id)).where(t.c.model_id == model_id)
+            ).one()
+        return int(row[0]), str(row[1] or "")
+
     def templates(self, model_id: str, dim: int) -> TemplateSet:
         """Every opt-out template of ``model_id`` (possibly none)."""
         t = gs.suppression_templates
@@ -503,7 +513,9 @@ class GovernanceStore:
             return [
                 (r.id, r.status)
                 for r in conn.execute(
-                    select(j.c.id, j.c.status).where(j.c.status != "completed").order_by(j.c.id)
+                    select(j.c.id, j.c.status)
+                    .where(j.c.status != JobStatus.COMPLETED.value)
+                    .order_by(j.c.id)
                 )
             ]
 

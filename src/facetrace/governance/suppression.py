@@ -8,6 +8,7 @@ templates (:mod:`facetrace.governance.optout`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from facetrace.config import Settings
 from facetrace.governance.repository import GovernanceStore, TemplateSet
 from facetrace.identity.reach import ReachRule, joins
+from facetrace.store.repository import Store
 
 
 class Suppression:
@@ -83,3 +85,34 @@ def suppressor(
     if templates.embeddings.shape[0] == 0:
         return None
     return Suppression(templates, settings.optout_suppress_threshold, reach_rule(settings))
+
+
+SUPPRESSION_LOCK = "suppression"
+"""Held alone by an opt-out while it finds, deletes and records a person, and shared by
+each ingest commit while it checks a photo against the templates and stores it."""
+
+
+class LiveSuppression:
+    """The suppressor an ingest uses, kept current across processes and nodes: each
+    commit holds :data:`SUPPRESSION_LOCK` shared (:meth:`committing`) and asks for the
+    suppressor (:meth:`current`), rebuilt when an opt-out changed the templates. An
+    opt-out holds the lock alone, so a photo is either stored before the opt-out looks
+    for the person (and found by it) or checked against its templates."""
+
+    def __init__(self, store: Store, settings: Settings, model_id: str, dim: int) -> None:
+        self.store = store
+        self.settings = settings
+        self.model_id = model_id
+        self.dim = dim
+        self._version: tuple[int, str] | None = None
+        self._current: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def committing(self) -> AbstractContextManager[bool]:
+        return self.store.shared(SUPPRESSION_LOCK)
+
+    def current(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        version = GovernanceStore(self.store.engine).template_version(self.model_id)
+        if version != self._version:
+            self._current = suppressor(self.store.engine, self.settings, self.model_id, self.dim)
+            self._version = version
+        return self._current

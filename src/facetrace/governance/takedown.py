@@ -20,7 +20,7 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.gate import host_in, url_host
 from facetrace.governance.purge import PurgeResult, finish_purge, holds_writers
 from facetrace.governance.repository import Deleted, GovernanceStore
-from facetrace.store.repository import translates_store_errors
+from facetrace.store.repository import SourceStatus, translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -85,7 +85,7 @@ def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownRecei
         raise NotFoundError(f"source {name!r} is not registered")
     repo = GovernanceStore(engine.store.engine)
     before = repo.counts()
-    engine.store.set_source_status(name, "blocked")
+    engine.store.set_source_status(name, SourceStatus.BLOCKED)
     deleted = repo.delete_sightings(repo.sightings_of_source(record.id))
     errors = repo.delete_errors(source_id=record.id)
     repo.delete_jobs_of_source(record.id)

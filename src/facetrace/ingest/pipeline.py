@@ -22,10 +22,12 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -81,6 +83,15 @@ def default_workers(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
 
+class LiveSuppression(Protocol):
+    """Opt-out suppression that follows opt-outs made while an ingest runs
+    (:class:`facetrace.governance.suppression.LiveSuppression`)."""
+
+    def committing(self) -> AbstractContextManager[bool]: ...
+
+    def current(self) -> Suppressor | None: ...
+
+
 class IngestPipeline:
     """Runs photo tasks for one source and writes what they find."""
 
@@ -94,6 +105,7 @@ class IngestPipeline:
         home: Path,
         clock: Callable[[], datetime],
         suppressor: Suppressor | None = None,
+        suppression: LiveSuppression | None = None,
         gate: Callable[[PhotoTask], str | None] | None = None,
     ) -> None:
         self.settings = settings
@@ -104,6 +116,7 @@ class IngestPipeline:
         """Gallery folder; thumbnails go under it (see :data:`THUMBS_FOLDER`)."""
         self.clock = clock
         self.suppressor = suppressor
+        self.suppression = suppression
         self.gate = gate
         """Governance gate: a refusal reason for a task (blocked host or source), or None."""
 
@@ -317,10 +330,25 @@ class IngestPipeline:
                 )
                 counts.duplicates += 1
                 return ItemOutcome(task.key, "duplicate")
+        if self.suppression is None:
+            return self._store_faces(task, analysis, source, counts, self.suppressor)
+        # Checked and stored under the opt-outs' lock, against the templates as they are
+        # now: an opt-out in another process either finds this photo or is found by it.
+        with self.suppression.committing():
+            return self._store_faces(task, analysis, source, counts, self.suppression.current())
+
+    def _store_faces(
+        self,
+        task: PhotoTask,
+        analysis: PhotoAnalysis,
+        source: SourceRecord,
+        counts: _Counts,
+        suppressor: Suppressor | None,
+    ) -> ItemOutcome:
         faces = list(analysis.faces)
         suppressed = 0
-        if faces and self.suppressor is not None:
-            drop = self.suppressor(np.stack([f.embedding for f in faces]))
+        if faces and suppressor is not None:
+            drop = suppressor(np.stack([f.embedding for f in faces]))
             suppressed = int(drop.sum())
             faces = [f for f, d in zip(faces, drop, strict=True) if not d]
             if not faces:  # only opted-out people in it: the photo is not stored at all

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrace.errors import UnknownSourceError
 from facetrace.governance.access import Action, Actor, require
-from facetrace.store.repository import SourceRecord
+from facetrace.store.repository import SourceRecord, SourceStatus
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -71,4 +71,4 @@ def update(
 def block(engine: FaceTrace, actor: Actor, name: str) -> SourceRecord:
     """Stop collecting from a source (what it yielded stays until a takedown)."""
     require(engine, actor, Action.SOURCES_MANAGE, f"source:{name}")
-    return engine.set_source_status(name, "blocked", actor=actor.label)
+    return engine.set_source_status(name, SourceStatus.BLOCKED, actor=actor.label)

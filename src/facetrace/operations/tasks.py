@@ -26,7 +26,7 @@ from facetrace.events import TaskSubmitted
 from facetrace.governance import optout, takedown
 from facetrace.governance import schema as gs
 from facetrace.governance.access import Action, Actor, Role, require
-from facetrace.store.repository import utc
+from facetrace.store.repository import JobStatus, utc
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -246,7 +246,7 @@ def _ingest_urls(
     started = [
         j
         for j in engine.store.jobs(limit=1000)
-        if j.spec.get("paths") == [str(urls.resolve())] and j.status != "completed"
+        if j.spec.get("paths") == [str(urls.resolve())] and j.status != JobStatus.COMPLETED
     ]
     if started:
         summary = ingest.resume(engine, actor, started[0].id)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -39,6 +40,21 @@ from facetrace.vision.phash import to_hex as phash_hex
 def utc(value: datetime) -> datetime:
     """Return ``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SourceStatus(StrEnum):
+    """A source collects while ``active``; ``blocked`` (by hand or by a takedown) never."""
+
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+class JobStatus(StrEnum):
+    """An ingest job's state; ``jobs resume`` finishes any that is not ``completed``."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +222,18 @@ def create_db_engine(url: str) -> Engine:
 _WRITE_ATTEMPTS = 3
 
 
+def _retrying_conflicts(write: Callable[[], R]) -> R:
+    """Run a write transaction, again if it lost a race on a unique key: the retry sees
+    what the other writer committed (a photo it stored, a sighting it recorded)."""
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            return write()
+        except IntegrityError:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _check_source_active(conn: Any, source_id: int) -> None:
     """Inside a write: refuse it if the source is no longer active (``FOR SHARE`` on
     PostgreSQL, so a concurrent block waits for this transaction; SQLite has one writer)."""
@@ -214,7 +242,7 @@ def _check_source_active(conn: Any, source_id: int) -> None:
         .where(schema.sources.c.id == source_id)
         .with_for_update(read=True)
     ).scalar()
-    if status != "active":
+    if status != SourceStatus.ACTIVE:
         raise SourceBlockedError("refused: the source was blocked during this ingest")
 
 
@@ -305,7 +333,7 @@ class Store:
                         kind=kind,
                         lawful_basis=lawful_basis,
                         jurisdiction=jurisdiction,
-                        status="active",
+                        status=SourceStatus.ACTIVE.value,
                         policy=json.dumps(policy, sort_keys=True),
                         created_at=now,
                     )
@@ -368,17 +396,15 @@ class Store:
         """Record where a known photo was found; False if that place was already known.
 
         Raises SourceBlockedError if the source was blocked meanwhile."""
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                with self.engine.begin() as conn:
-                    _check_source_active(conn, source_id)
-                    return self._insert_sighting(
-                        conn, photo_id, source_id, origin, page_url, collected_at
-                    )
-            except IntegrityError:
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def write() -> bool:
+            with self.engine.begin() as conn:
+                _check_source_active(conn, source_id)
+                return self._insert_sighting(
+                    conn, photo_id, source_id, origin, page_url, collected_at
+                )
+
+        return _retrying_conflicts(write)
 
     @staticmethod
     def _insert_sighting(
@@ -431,15 +457,11 @@ class Store:
         the transaction, under a share lock on the source's row where the database has
         one, so a takedown's block waits for this write and then removes it).
         """
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                return self._add_photo(
-                    photo, faces, model_id, source_id, origin, page_url, collected_at, now
-                )
-            except IntegrityError:
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _retrying_conflicts(
+            lambda: self._add_photo(
+                photo, faces, model_id, source_id, origin, page_url, collected_at, now
+            )
+        )
 
     def _add_photo(
         self,
@@ -635,7 +657,7 @@ class Store:
                         source_id=source_id,
                         kind=kind,
                         spec=json.dumps(spec, sort_keys=True),
-                        status="running",
+                        status=JobStatus.RUNNING.value,
                         created_at=now,
                         updated_at=now,
                     )
