@@ -30,7 +30,10 @@ from facetrace.vision.base import (
 )
 
 _LOCK = threading.Lock()
-_CACHE: dict[tuple[str, str], Any] = {}
+_LOCAL = threading.local()
+"""dlib's detectors, predictor and network keep scratch state while they run: two
+threads using one object at once crash the process (seen: two searches arriving
+together in `facetrace serve`). Each thread loads its own, once."""
 
 # HOG's sliding window is 80x80: at scale 1 it finds faces of about 80 px and up.
 HOG_WINDOW_PX = 80
@@ -58,18 +61,18 @@ def model_path(kind: str) -> Path:
 
 
 def _load(kind: str, factory: Callable[[], Any]) -> Any:
-    key = (kind, "")
-    model = _CACHE.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        model = _CACHE.get(key)
-        if model is None:
+    """This thread's instance of a dlib model (see :data:`_LOCAL`)."""
+    cache: dict[str, Any] | None = getattr(_LOCAL, "models", None)
+    if cache is None:
+        cache = _LOCAL.models = {}
+    model = cache.get(kind)
+    if model is None:
+        with _LOCK:  # one model file read at a time
             try:
                 model = factory()
             except RuntimeError as exc:
                 raise ModelError(f"could not load dlib model {kind!r}: {exc}") from exc
-            _CACHE[key] = model
+        cache[kind] = model
     return model
 
 
