@@ -121,9 +121,10 @@ def _legacy_version(conn: Connection) -> int:
 
 def upgrade(engine: Engine) -> tuple[int, int]:
     """Bring the database to the newest revision with Alembic; returns the revision
-    numbers before and after. A gallery made by the runner before Alembic is first stamped with the
-    revision of its last migration, so it upgrades in place. On SQLite, foreign keys
-    are off while tables are rebuilt and every one is checked afterwards."""
+    numbers before and after. A gallery made by the runner before Alembic is first
+    stamped with the revision of its last migration, so it upgrades in place. On SQLite,
+    foreign keys are off while tables are rebuilt, and every key is checked after an
+    upgrade that applied something (not on every open: the check reads every row)."""
     _register_all()
     before = current_version(engine)
     with engine.connect() as conn:
@@ -139,7 +140,8 @@ def upgrade(engine: Engine) -> tuple[int, int]:
                 conn.commit()
             command.upgrade(config, "head")
             conn.commit()
-            if sqlite:
+            after = current_version(engine)
+            if sqlite and after != before:
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:
                     raise StoreError(
@@ -150,4 +152,4 @@ def upgrade(engine: Engine) -> tuple[int, int]:
             if sqlite:
                 conn.rollback()
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-    return before, current_version(engine)
+    return before, after
