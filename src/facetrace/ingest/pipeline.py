@@ -104,7 +104,6 @@ class IngestPipeline:
         analyzer: FaceAnalyzer,
         home: Path,
         clock: Callable[[], datetime],
-        suppressor: Suppressor | None = None,
         suppression: LiveSuppression | None = None,
         gate: Callable[[PhotoTask], str | None] | None = None,
     ) -> None:
@@ -115,8 +114,8 @@ class IngestPipeline:
         self.home = home
         """Gallery folder; thumbnails go under it (see :data:`THUMBS_FOLDER`)."""
         self.clock = clock
-        self.suppressor = suppressor
         self.suppression = suppression
+        """Opt-out suppression (None: nobody is suppressed, as in tests that bypass it)."""
         self.gate = gate
         """Governance gate: a refusal reason for a task (blocked host or source), or None."""
 
@@ -331,7 +330,7 @@ class IngestPipeline:
                 counts.duplicates += 1
                 return ItemOutcome(task.key, "duplicate")
         if self.suppression is None:
-            return self._store_faces(task, analysis, source, counts, self.suppressor)
+            return self._store_faces(task, analysis, source, counts, None)
         # Checked and stored under the opt-outs' lock, against the templates as they are
         # now: an opt-out in another process either finds this photo or is found by it.
         with self.suppression.committing():
@@ -383,7 +382,7 @@ class IngestPipeline:
         if write.face_ids:
             ids = np.asarray(write.face_ids, dtype=np.int64)
             self.index.add(ids, np.stack([f.embedding for f in new_faces]).astype(np.float32))
-            if len(self.store.faces(list(write.face_ids))) < ids.size:
+            if self.store.count_faces(write.face_ids) < ids.size:
                 # A takedown or opt-out in another process deleted the rows between our
                 # commit and this add, after it had removed their (then absent) vectors.
                 self.index.remove(ids)

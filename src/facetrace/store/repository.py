@@ -518,6 +518,13 @@ class Store:
                 )
         return PhotoWrite(photo_id, tuple(face_ids), created=True, sighting_created=True)
 
+    def count_faces(self, face_ids: Sequence[int]) -> int:
+        """How many of ``face_ids`` are stored (an index lookup; no rows are read)."""
+        f = schema.faces
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(f).where(f.c.id.in_(list(face_ids)))
+            return int(conn.execute(query).scalar() or 0)
+
     def faces(self, face_ids: Sequence[int]) -> dict[int, FaceRecord]:
         """Stored faces by id, with provenance; unknown ids are absent."""
         if not face_ids:
