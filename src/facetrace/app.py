@@ -187,8 +187,9 @@ class FaceTrace:
         distance at ``settings.match_fmr``. Raises ConfigError if neither exists."""
         return decision_threshold(self.settings, self.calibration)
 
-    def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Who opted out: faces it flags are not stored at ingest nor returned by search."""
+    def opt_out_suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Who opted out, for the model's faces (None when nobody did): faces it flags are
+        not stored at ingest nor returned by search."""
         model = self.analyzer.embedder
         return suppressor(self.store.engine, self.settings, model.model_id, model.dim)
 
@@ -605,7 +606,7 @@ class FaceTrace:
             threshold=self.match_threshold,
             false_match_rate=self.calibration.false_match_rate if self.calibration else None,
             worst_group_false_match_rate=self._worst_group_rate(),
-            exclude=self._suppressor(),
+            exclude=self.opt_out_suppressor(),
         )
         results = group_by_person(self, results)
         result = SearchResult(

@@ -39,7 +39,6 @@ from facetrace.events import DoctorRan
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import host_in, url_host
-from facetrace.governance.optout import suppressor_for
 from facetrace.governance.purge import finish_purge, wipe_file
 from facetrace.governance.repository import GovernanceStore
 from facetrace.identity.people import assign_new
@@ -259,7 +258,7 @@ def _blocked_by_hand(engine: FaceTrace) -> set[str]:
 
 
 def _opted_out_faces(engine: FaceTrace, repair: bool) -> Finding:
-    suppress = suppressor_for(engine)
+    suppress = engine.opt_out_suppressor()
     found: list[int] = []
     if suppress is not None:
         dim = engine.analyzer.embedder.dim

@@ -13,8 +13,8 @@ From one photo of the person (its largest face) :func:`opt_out`
 3. returns an :class:`OptOutReceipt` whose fields and wording are the same whether
    or not the person was in the gallery (counts go to the audit log only).
 
-Afterwards :func:`suppressor_for` gives the pipeline's suppressor and the search's
-``exclude``: a face closer than ``settings.optout_suppress_threshold`` to a reference,
+Afterwards :mod:`facetrace.governance.suppression` gives the pipeline's suppressor and
+the search's ``exclude``: a face closer than ``settings.optout_suppress_threshold`` to a reference,
 or that joins an opt-out's reached faces as the reach's growth step would, is not
 stored at ingest and never returned.
 """
@@ -22,7 +22,6 @@ stored at ingest and never returned.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from facetrace.events import OptOutProcessed
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.purge import finish_purge, holds_writers
 from facetrace.governance.repository import GovernanceStore
-from facetrace.governance.suppression import SUPPRESSION_LOCK, reach_rule, suppressor
+from facetrace.governance.suppression import SUPPRESSION_LOCK, reach_rule
 from facetrace.identity.reach import reach
 from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.imaging import decode_image, read_image_bytes
@@ -64,12 +63,6 @@ class OptOutReceipt:
             "at": self.at,
             "message": self.message,
         }
-
-
-def suppressor_for(engine: FaceTrace) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The opt-out suppressor for the engine's model, or None when nobody opted out."""
-    model = engine.analyzer.embedder
-    return suppressor(engine.store.engine, engine.settings, model.model_id, model.dim)
 
 
 def faces_within(store: Store, model_id: str, probe: np.ndarray, threshold: float) -> list[int]:
