@@ -17,7 +17,6 @@ from facetrace.api.security import RateLimiter, bearer_token
 from facetrace.app import FaceTrace, ProbePhoto
 from facetrace.config import Settings
 from facetrace.errors import AccessDeniedError
-from facetrace.events import AccessDenied
 from facetrace.governance import access, sessions
 from facetrace.governance.access import Actor
 from facetrace.operations import tasks
@@ -137,6 +136,8 @@ class Runtime:
         unsafe = request.method not in SAFE_METHODS
         csrf = request.headers.get(CSRF_HEADER)
 
+        attempt = f"{request.method} {request.url.path}"
+
         def check(engine: FaceTrace) -> Actor:
             try:
                 if token:
@@ -145,26 +146,10 @@ class Runtime:
                     raise AccessDeniedError("sign in, or send an API key (header X-API-Key)")
                 actor, expected = sessions.authenticate_session(engine, cookie)
             except AccessDeniedError as exc:
-                engine.track_event(
-                    AccessDenied(
-                        actor="unauthenticated",
-                        at=engine.clock(),
-                        action=f"{request.method} {request.url.path}",
-                        resource=None,
-                        reason=str(exc),
-                    )
-                )
+                access.audit_refusal(engine, "unauthenticated", attempt, str(exc))
                 raise Unauthenticated(str(exc).removeprefix("access denied: ")) from None
             if unsafe and not sessions.csrf_matches(expected, csrf):
-                engine.track_event(
-                    AccessDenied(
-                        actor=actor.label,
-                        at=engine.clock(),
-                        action=f"{request.method} {request.url.path}",
-                        resource=None,
-                        reason="missing or wrong CSRF token",
-                    )
-                )
+                access.audit_refusal(engine, actor.label, attempt, "missing or wrong CSRF token")
                 raise AccessDeniedError(f"access denied: send the session's {CSRF_HEADER} header")
             return actor
 

@@ -20,7 +20,6 @@ from rich.table import Table
 from facetrace import operations as ops
 from facetrace.cli.common import console, handle_errors, opened, print_json
 from facetrace.errors import AccessDeniedError, UsageError
-from facetrace.events import AccessDenied
 from facetrace.governance import access
 from facetrace.governance.access import Actor, Role
 
@@ -57,15 +56,7 @@ def sign_in(ctx: typer.Context, engine: FaceTrace) -> Actor:
     try:
         actor = access.authenticate(engine, token, local_actor_name())
     except AccessDeniedError as exc:
-        engine.track_event(
-            AccessDenied(
-                actor="unauthenticated",
-                at=engine.clock(),
-                action=" ".join(_command_path(ctx)),
-                resource=None,
-                reason=str(exc),
-            )
-        )
+        access.audit_refusal(engine, "unauthenticated", " ".join(_command_path(ctx)), str(exc))
         raise
     _actor.set(actor)
     return actor

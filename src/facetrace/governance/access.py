@@ -148,16 +148,19 @@ def require(engine: FaceTrace, actor: Actor, action: Action, resource: str | Non
     try:
         authorize(actor, action, resource)
     except AccessDeniedError as exc:
-        engine.track_event(
-            AccessDenied(
-                actor=actor.label,
-                at=engine.clock(),
-                action=action.value,
-                resource=resource,
-                reason=str(exc),
-            )
-        )
+        audit_refusal(engine, actor.label, action.value, str(exc), resource)
         raise
+
+
+def audit_refusal(
+    engine: FaceTrace, actor: str, action: str, reason: str, resource: str | None = None
+) -> None:
+    """Record a refusal (``access.denied``): who, what they tried, on what, and why."""
+    engine.track_event(
+        AccessDenied(
+            actor=actor, at=engine.clock(), action=action, resource=resource, reason=reason
+        )
+    )
 
 
 # --- keys ----------------------------------------------------------------------

@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from facetrace.errors import AccessDeniedError, NotFoundError, UsageError
-from facetrace.events import AccessDenied, MatchConfirmed, MatchProposed
-from facetrace.governance.access import Action, Actor, require
+from facetrace.events import MatchConfirmed, MatchProposed
+from facetrace.governance.access import Action, Actor, audit_refusal, require
 from facetrace.governance.repository import GovernanceStore
 
 if TYPE_CHECKING:
@@ -51,15 +51,7 @@ class ConfirmationResult:
 
 
 def _deny(engine: FaceTrace, actor: Actor, case_id: str, reason: str) -> AccessDeniedError:
-    engine.track_event(
-        AccessDenied(
-            actor=actor.label,
-            at=engine.clock(),
-            action=Action.MATCH_CONFIRM.value,
-            resource=f"case:{case_id}",
-            reason=reason,
-        )
-    )
+    audit_refusal(engine, actor.label, Action.MATCH_CONFIRM.value, reason, f"case:{case_id}")
     return AccessDeniedError(reason)
 
 
