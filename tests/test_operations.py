@@ -50,6 +50,8 @@ ARGS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "audit.head": ((), {}),
     "audit.verify": ((), {}),
     "audit.export": (("C1",), {}),
+    "orgs.add": (("acme",), {"admin": "acme-boss"}),
+    "orgs.list": ((), {}),
     "users.add": (("zed", "auditor"), {}),
     "users.list": ((), {}),
     "users.revoke": (("nobody",), {}),

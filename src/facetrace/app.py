@@ -21,6 +21,7 @@ import numpy as np
 
 from facetrace.config import Settings
 from facetrace.errors import (
+    AccessDeniedError,
     FaceTraceError,
     IndexBusyError,
     ModelMismatchError,
@@ -33,6 +34,7 @@ from facetrace.errors import (
 )
 from facetrace.evaluation.calibration import Calibration, decision_threshold, load_calibration
 from facetrace.events import (
+    PLATFORM_ORG,
     Event,
     EventSink,
     FieldChange,
@@ -55,7 +57,7 @@ from facetrace.ingest.fetch.policy import SourcePolicy
 from facetrace.ingest.pipeline import THUMBS_FOLDER, IngestPipeline, ItemOutcome
 from facetrace.ingest.tasks import PhotoTask, Refused
 from facetrace.search import rank_matches
-from facetrace.store.repository import JobStatus, SourceRecord, SourceStatus, Store
+from facetrace.store.repository import JobStatus, SourceRecord, SourceStatus, Store, Visibility
 from facetrace.types import IngestSummary, SearchResult, Stats, VerifyResult
 from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
 from facetrace.vision.imaging import DecodedImage, decode_image, read_image_bytes
@@ -294,8 +296,12 @@ class FaceTrace:
         jurisdiction: str | None = None,
         policy: dict[str, Any] | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
+        visibility: str = Visibility.PRIVATE,
     ) -> SourceRecord:
-        """Register a source with its lawful basis; nothing is collected without one."""
+        """Register a source of organisation ``org`` with its lawful basis; nothing is
+        collected without one. ``visibility``: who sees what it collects (``private``:
+        ``org`` alone; ``shared``: every organisation)."""
         name = name.strip()
         if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}", name):
             raise UsageError(
@@ -306,6 +312,8 @@ class FaceTrace:
             raise UsageError("a source needs a lawful basis (--basis)")
         if kind not in SOURCE_KINDS:
             raise UsageError(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
+        if visibility not in set(Visibility):
+            raise UsageError("a source's visibility is 'private' or 'shared'")
         record = self.store.add_source(
             name,
             kind=kind,
@@ -313,32 +321,49 @@ class FaceTrace:
             jurisdiction=jurisdiction,
             policy=self._checked_source_policy(policy or {}),
             now=self.clock(),
+            owner_org=org,
+            visibility=visibility,
         )
         self.track_event(
             SourceRegistered(
                 actor=actor,
                 at=self.clock(),
+                org=org,
                 name=name,
                 source_kind=kind,
                 lawful_basis=record.lawful_basis,
                 jurisdiction=jurisdiction,
+                visibility=record.visibility,
             )
         )
         return record
 
-    def set_source_status(self, name: str, status: str, *, actor: str = "local") -> SourceRecord:
-        """Set a source's status (``active`` or ``blocked``); a blocked one collects nothing."""
+    def owned_source(self, name: str, org: int) -> SourceRecord:
+        """Organisation ``org``'s own source ``name``, to change. A shared source of
+        another organisation is refused; a private one is not found."""
+        record = self.store.get_source(name, org)
+        if record is None:
+            raise UnknownSourceError(f"source {name!r} is not registered")
+        if record.owner_org != org:
+            raise AccessDeniedError(
+                f"access denied: source {name!r} is shared by another organisation; "
+                "only its owner changes it"
+            )
+        return record
+
+    def set_source_status(
+        self, name: str, status: str, *, actor: str = "local", org: int = PLATFORM_ORG
+    ) -> SourceRecord:
+        """Set the status (``active`` or ``blocked``) of organisation ``org``'s source; a
+        blocked one collects nothing."""
         if status not in set(SourceStatus):
             raise UsageError("a source's status is 'active' or 'blocked'")
-        if self.store.get_source(name) is None:
-            raise UnknownSourceError(f"source {name!r} is not registered")
-        self.store.set_source_status(name, status)
+        record = self.owned_source(name, org)
+        self.store.set_source_status(record.id, status)
         self.track_event(
-            SourceStatusChanged(actor=actor, at=self.clock(), name=name, status=status)
+            SourceStatusChanged(actor=actor, at=self.clock(), org=org, name=name, status=status)
         )
-        record = self.store.get_source(name)
-        assert record is not None
-        return record
+        return replace(record, status=status)
 
     def update_source(
         self,
@@ -348,8 +373,9 @@ class FaceTrace:
         jurisdiction: str | None = None,
         policy_changes: dict[str, Any] | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
     ) -> SourceRecord:
-        """Change the given settings of a registered source and keep the others.
+        """Change the given settings of organisation ``org``'s source and keep the others.
 
         ``None`` leaves a setting as it is; ``jurisdiction=""`` clears it. In
         ``policy_changes`` (keys: :class:`SourcePolicy` fields and ``retention_days``)
@@ -360,9 +386,7 @@ class FaceTrace:
         """
         if lawful_basis is None and jurisdiction is None and not policy_changes:
             raise UsageError("nothing to change: give at least one setting")
-        record = self.store.get_source(name)
-        if record is None:
-            raise UnknownSourceError(f"source {name!r} is not registered")
+        record = self.owned_source(name, org)
         basis = record.lawful_basis if lawful_basis is None else lawful_basis.strip()
         if not basis:
             raise UsageError("a source needs a lawful basis (--basis)")
@@ -389,11 +413,13 @@ class FaceTrace:
         if not changes:
             return record
         updated = self.store.update_source(
-            name, lawful_basis=basis, jurisdiction=where, policy=stored
+            record.id, lawful_basis=basis, jurisdiction=where, policy=stored
         )
         if updated is None:
             raise UnknownSourceError(f"source {name!r} is not registered")
-        self.track_event(SourceUpdated(actor=actor, at=self.clock(), name=name, changes=changes))
+        self.track_event(
+            SourceUpdated(actor=actor, at=self.clock(), org=org, name=name, changes=changes)
+        )
         return updated
 
     @staticmethod
@@ -411,9 +437,10 @@ class FaceTrace:
             )
         return SourcePolicy.validate(stored)
 
-    def source(self, name: str) -> SourceRecord:
-        """The registered source named ``name``, usable for collection."""
-        record = self.store.get_source(name)
+    def source(self, name: str, org: int = PLATFORM_ORG) -> SourceRecord:
+        """Organisation ``org``'s own source ``name``, usable for collection (only a
+        source's owner collects into it)."""
+        record = self.store.get_source(name, org, owned=True)
         if record is None:
             raise UnknownSourceError(
                 f"source {name!r} is not registered; register it first with "
@@ -433,11 +460,12 @@ class FaceTrace:
         workers: int | None = None,
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
         job_id: int | None = None,
         skip: frozenset[str] = frozenset(),
     ) -> IngestSummary:
-        """Ingest photo tasks into ``source``; per-item errors are in the summary."""
-        record = self.source(source)
+        """Ingest photo tasks into ``org``'s ``source``; per-item errors are in the summary."""
+        record = self.source(source, org)
         gate = IngestGate(self.store, record)
         pipeline = IngestPipeline(
             settings=self.settings,
@@ -458,12 +486,15 @@ class FaceTrace:
         assign_new(self)
         for host, items in sorted(gate.refused.items()):
             self.track_event(
-                IngestRefused(actor=actor, at=self.clock(), source=source, host=host, items=items)
+                IngestRefused(
+                    actor=actor, at=self.clock(), org=org, source=source, host=host, items=items
+                )
             )
         self.track_event(
             IngestCompleted(
                 actor=actor,
                 at=self.clock(),
+                org=org,
                 source=source,
                 photos_seen=summary.photos_seen,
                 photos_added=summary.photos_added,
@@ -482,17 +513,19 @@ class FaceTrace:
         workers: int | None = None,
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
     ) -> IngestSummary:
-        """Ingest photos, folders (recursively), URL lists or WARC archives into ``source``.
+        """Ingest photos, folders (recursively), URL lists or WARC archives into ``org``'s
+        ``source``.
 
         The run is recorded as a job; if it is interrupted, :meth:`resume_job`
         finishes it without redoing the items already done.
         """
-        record = self.source(source)
+        record = self.source(source, org)
         kind = input_kind(paths)
         spec = {"kind": kind.value, "paths": [str(Path(p).resolve()) for p in paths]}
         job_id = self.store.create_job(record.id, kind.value, spec, self.clock())
-        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, frozenset())
+        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, org, frozenset())
 
     def resume_job(
         self,
@@ -501,19 +534,21 @@ class FaceTrace:
         workers: int | None = None,
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
     ) -> IngestSummary:
-        """Finish an interrupted ingest job: items already done are skipped unread."""
+        """Finish an interrupted ingest job of ``org``'s: items already done are skipped
+        unread. Another organisation's job is not found."""
         job = self.store.job(job_id)
-        if job is None:
+        if job is None or job.owner_org != org:
             raise NotFoundError(f"no ingest job {job_id}")
         if job.status == JobStatus.COMPLETED:
             raise UsageError(f"job {job_id} already completed")
-        record = self.source(job.source)
+        record = self.source(job.source, org)
         paths = [Path(p) for p in job.spec["paths"]]
         skip = frozenset(self.store.job_done_keys(job_id))
         kind = InputKind(job.spec["kind"])
         self.store.set_job_status(job_id, JobStatus.RUNNING, self.clock())
-        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, skip)
+        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, org, skip)
 
     def _run_job(
         self,
@@ -524,6 +559,7 @@ class FaceTrace:
         workers: int | None,
         on_item: Callable[[ItemOutcome], None] | None,
         actor: str,
+        org: int,
         skip: frozenset[str],
     ) -> IngestSummary:
         policy = SourcePolicy.from_source(record.policy)
@@ -537,6 +573,7 @@ class FaceTrace:
                 workers=workers,
                 on_item=on_item,
                 actor=actor,
+                org=org,
                 job_id=job_id,
                 skip=skip,
             )
@@ -582,11 +619,14 @@ class FaceTrace:
         reason: str,
         top_k: int | None = None,
         actor: str = "local",
+        org: int = PLATFORM_ORG,
     ) -> SearchResult:
-        """Search every face of ``photo``; matches are ranked nearest first.
+        """Search every face of ``photo`` among the faces organisation ``org`` sees (its
+        own sources' and the shared ones'); matches are ranked nearest first, and the
+        gallery size behind each expected number of false matches is what ``org`` sees.
 
-        Every search needs a case ID and a reason; it is recorded before the
-        results are returned.
+        Every search needs a case ID and a reason; it is recorded in ``org``'s audit
+        chain before the results are returned.
         """
         if not case_id or not case_id.strip():
             raise UsageError("every search needs a case ID (--case)")
@@ -597,6 +637,8 @@ class FaceTrace:
             raise UsageError("top-k must be at least 1")
         probe = photo if isinstance(photo, ProbePhoto) else self.read_probe(photo)
         probes = list(probe.faces)
+        restricted = self.store.hides_sources_from(org)
+        gallery = self.store.count_visible_faces(org) if restricted else self.index.count()
         results = rank_matches(
             index=self.index,
             store=self.store,
@@ -607,15 +649,17 @@ class FaceTrace:
             false_match_rate=self.calibration.false_match_rate if self.calibration else None,
             worst_group_false_match_rate=self._worst_group_rate(),
             exclude=self.opt_out_suppressor(),
+            visible_to_org=org if restricted else None,
+            gallery_size=gallery,
         )
-        results = group_by_person(self, results)
-        result = SearchResult(
-            faces=results, gallery_size=self.index.count(), probe_sha256=probe.sha256
-        )
+        if org == PLATFORM_ORG:  # people span every organisation: the platform's alone
+            results = group_by_person(self, results)
+        result = SearchResult(faces=results, gallery_size=gallery, probe_sha256=probe.sha256)
         self.track_event(
             SearchPerformed(
                 actor=actor,
                 at=self.clock(),
+                org=org,
                 case_id=case_id.strip(),
                 reason=reason.strip(),
                 probe_sha256=probe.sha256,
@@ -627,7 +671,12 @@ class FaceTrace:
         return result
 
     def verify(
-        self, photo_a: Path | bytes, photo_b: Path | bytes, *, actor: str = "local"
+        self,
+        photo_a: Path | bytes,
+        photo_b: Path | bytes,
+        *,
+        actor: str = "local",
+        org: int = PLATFORM_ORG,
     ) -> VerifyResult:
         """Compare the largest face of each photo (1:1)."""
         embeddings = []
@@ -656,6 +705,7 @@ class FaceTrace:
             VerifyPerformed(
                 actor=actor,
                 at=self.clock(),
+                org=org,
                 probe_sha256=shas[0],
                 other_sha256=shas[1],
                 distance=distance,
@@ -664,5 +714,8 @@ class FaceTrace:
         )
         return result
 
-    def stats(self) -> Stats:
+    def stats(self, org: int | None = None) -> Stats:
+        """Sizes of the gallery, or of what organisation ``org`` sees."""
+        if org is not None and self.store.hides_sources_from(org):
+            return self.store.stats(indexed=0, org=org)
         return self.store.stats(indexed=self.index.count())

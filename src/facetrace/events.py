@@ -11,20 +11,27 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+PLATFORM_ORG = 1
+"""The operator's own organisation (made by the upgrade that added organisations, and
+holding everything a gallery had before it): its admins run the platform."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Base of all events: who did it and when (UTC)."""
+    """Base of all events: who did it, when (UTC), and the organisation whose audit
+    chain records it (the actor's)."""
 
     kind: ClassVar[str] = "event"
     actor: str
     at: datetime
+    org: int = PLATFORM_ORG
 
     def payload(self) -> dict[str, Any]:
-        """The event's own fields (without actor and time), JSON-able."""
+        """The event's own fields (without actor, time and organisation), JSON-able."""
         data = asdict(self)
         data.pop("actor")
         data.pop("at")
+        data.pop("org")
         return data
 
 
@@ -35,6 +42,7 @@ class SourceRegistered(Event):
     source_kind: str
     lawful_basis: str
     jurisdiction: str | None
+    visibility: str = "private"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +158,15 @@ class RetentionSwept(Event):
     photos_removed: int
     faces_removed: int
     removed_ids_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrganisationAdded(Event):
+    """A platform admin made an organisation and its first admin."""
+
+    kind: ClassVar[str] = "org.added"
+    name: str
+    admin: str
 
 
 @dataclass(frozen=True, kw_only=True)

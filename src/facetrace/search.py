@@ -33,6 +33,12 @@ FalseMatchRate = Callable[[float], float]
 """Maps a distance to the chance a random stranger is at least this close."""
 
 
+OVERFETCH = 4
+"""Neighbours asked of the index per result wanted when some faces are hidden from the
+searcher (other organisations' private sources). A search where more than three in
+four near neighbours are hidden returns fewer than ``top_k`` matches."""
+
+
 def rank_matches(
     *,
     index: VectorIndex,
@@ -44,6 +50,8 @@ def rank_matches(
     false_match_rate: FalseMatchRate | None = None,
     worst_group_false_match_rate: FalseMatchRate | None = None,
     exclude: Callable[[np.ndarray], np.ndarray] | None = None,
+    visible_to_org: int | None = None,
+    gallery_size: int | None = None,
 ) -> tuple[ProbeFace, ...]:
     """Search each probe face ``(bbox, quality, (dim,) embedding)``; best match first.
 
@@ -51,17 +59,23 @@ def rank_matches(
     the calibrated rate over all impostor pairs and in the demographic group
     where the model errs most (None: not calibrated). ``exclude`` maps ``(n, dim)``
     gallery embeddings to an ``(n,)`` bool mask of matches to drop (opted-out
-    people), applied before ``top_k`` is cut.
+    people), applied before ``top_k`` is cut. ``visible_to_org``: keep only the faces
+    that organisation sees, with only the sightings it sees (None: every face);
+    ``gallery_size``: the faces searched, for expected false matches (default: the
+    index's). Filtered neighbours are made up for by asking the index for more, as
+    many whatever is filtered out, so the work does not depend on what is hidden.
     """
     if not probes:
         return ()
     queries = np.stack([p[2] for p in probes]).astype(np.float32)
-    gallery = index.count()
+    indexed = index.count()
+    gallery = indexed if gallery_size is None else gallery_size
     # Ask for extra neighbours so that filtered ones do not shorten the list.
-    k = max(1, min(top_k * 2 if exclude else top_k, max(gallery, 1)))
+    extra = max(2 if exclude else 1, OVERFETCH if visible_to_org is not None else 1)
+    k = max(1, min(top_k * extra, max(indexed, 1)))
     distances, ids = index.search(queries, k)
     wanted = sorted({int(i) for i in ids.ravel() if i != NO_RESULT})
-    records = store.faces(wanted)
+    records = store.faces(wanted, visible_to_org)
     dropped: set[int] = set()
     if exclude is not None and records:
         dim = queries.shape[1]

@@ -31,17 +31,45 @@ EXPECTED: dict[Role, set[Action]] = {
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY},
     Role.PUBLIC: set(),
 }
+# What only the platform organisation's users may do, whatever their role allows.
+PLATFORM_ONLY = {
+    Action.ORGS_MANAGE,
+    Action.OPTOUT,
+    Action.RETENTION_RUN,
+    Action.DOCTOR,
+    Action.BACKUP,
+    Action.INDEX_MANAGE,
+    Action.CALIBRATE,
+    Action.PEOPLE_VIEW,
+    Action.PEOPLE_EDIT,
+}
+
+
+def expected_actions(role: Role, org: int) -> set[Action]:
+    return EXPECTED[role] if org == 1 else EXPECTED[role] - PLATFORM_ONLY
 
 
 @pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
-def test_authorize_role_action_table(role: Role, action: Action) -> None:
-    actor = Actor(name="u", role=role, user_id=1, key_id="k")
-    if action in EXPECTED[role]:
+@pytest.mark.parametrize("org", [1, 2], ids=["platform-org", "other-org"])
+def test_authorize_role_action_table(role: Role, action: Action, org: int) -> None:
+    actor = Actor(name="u", role=role, user_id=1, key_id="k", org_id=org)
+    if action in expected_actions(role, org):
         authorize(actor, action, "case:C1")
     else:
         with pytest.raises(AccessDeniedError):
             authorize(actor, action, "case:C1")
+
+
+def test_hosts_are_the_platforms() -> None:
+    for org in (1, 2):
+        actor = Actor(name="u", role=Role.ADMIN, user_id=1, key_id="k", org_id=org)
+        if org == 1:
+            authorize(actor, Action.TAKEDOWN, "host:example.org")
+        else:
+            with pytest.raises(AccessDeniedError):
+                authorize(actor, Action.TAKEDOWN, "host:example.org")
+        authorize(actor, Action.TAKEDOWN, "source:s1")
 
 
 def test_key_scopes_narrow_the_role() -> None:
@@ -154,7 +182,9 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("retention", "run"), [], Action.RETENTION_RUN),
     (("doctor",), [], Action.DOCTOR),
     (("backup",), [str(FR / "obama.jpg")], Action.BACKUP),  # a file: refused after the gate
-    (("index", "stats"), ["--json"], None),
+    (("index", "stats"), ["--json"], Action.INDEX_MANAGE),
+    (("orgs", "add"), ["acme", "--admin", "acme-boss"], Action.ORGS_MANAGE),
+    (("orgs", "list"), [], Action.ORGS_MANAGE),
     (("people", "list"), [], Action.PEOPLE_VIEW),
     (("people", "show"), ["999"], Action.PEOPLE_VIEW),
     (("people", "merge"), ["998", "999"], Action.PEOPLE_EDIT),

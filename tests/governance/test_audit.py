@@ -64,7 +64,7 @@ def test_intact_log_verifies_and_entries_chain(ft: FaceTrace) -> None:
         "UPDATE audit_log SET case_id = 'CASE-9' WHERE seq = 3",  # changed column
         "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2",  # changed column
         "DELETE FROM audit_log WHERE seq = 3",  # deleted
-        "UPDATE audit_log SET seq = -seq WHERE seq IN (2, 3)",  # reordered (two steps)
+        "UPDATE audit_log SET org_seq = -org_seq WHERE org_seq IN (2, 3)",  # reordered
     ],
     ids=["body-changed", "case-changed", "actor-changed", "deleted", "reordered"],
 )
@@ -72,9 +72,9 @@ def test_verify_detects_tampering(ft: FaceTrace, tamper: str) -> None:
     log = _filled(ft)
     assert log.verify().ok
     _sql(ft, tamper)
-    if "seq = -seq" in tamper:
-        _sql(ft, "UPDATE audit_log SET seq = 3 WHERE seq = -2")
-        _sql(ft, "UPDATE audit_log SET seq = 2 WHERE seq = -3")
+    if "seq = -org_seq" in tamper:  # the chain's numbers, which entries show
+        _sql(ft, "UPDATE audit_log SET org_seq = 3 WHERE org_seq = -2")
+        _sql(ft, "UPDATE audit_log SET org_seq = 2 WHERE org_seq = -3")
     report = log.verify()
     assert not report.ok
     assert report.problems

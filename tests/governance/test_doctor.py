@@ -60,7 +60,7 @@ def test_doctor_finds_and_repairs_damage(open_engine: Callable[..., FaceTrace]) 
         np.zeros((0, 128)),
     )
     # 5. a takedown that died after blocking the source, before deleting anything
-    ft.store.set_source_status("b", "blocked")
+    ft.store.set_source_status(ft.store.get_source("b").id, "blocked")
     # 6. a face with no person, and a person with no face
     people = IdentityStore(ft.store.engine)
     with ft.store.engine.begin() as conn:

@@ -149,7 +149,9 @@ class Runtime:
                 access.audit_refusal(engine, "unauthenticated", attempt, str(exc))
                 raise Unauthenticated(str(exc).removeprefix("access denied: ")) from None
             if unsafe and not sessions.csrf_matches(expected, csrf):
-                access.audit_refusal(engine, actor.label, attempt, "missing or wrong CSRF token")
+                access.audit_refusal(
+                    engine, actor.label, attempt, "missing or wrong CSRF token", org=actor.org_id
+                )
                 raise AccessDeniedError(f"access denied: send the session's {CSRF_HEADER} header")
             return actor
 

@@ -201,6 +201,11 @@ def audit_export(
 # --- users and keys ----------------------------------------------------------------
 
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+orgs_app = typer.Typer(
+    help="Organisations (platform admins): each sees only its own cases, probes, private "
+    "sources and audit trail.",
+    no_args_is_help=True,
+)
 keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
 
 
@@ -212,6 +217,37 @@ def _print_key(issued: access.IssuedKey, as_json: bool) -> None:
     console.print(issued.token, markup=False)
 
 
+@orgs_app.command("add")
+@handle_errors
+def orgs_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Organisation name.")],
+    admin: Annotated[str, typer.Option("--admin", help="User name of its first admin.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an organisation and its first admin; print the admin's API key (once)."""
+    with opened(ctx) as engine:
+        issued = ops.orgs.add(engine, actor_or_fail(), name, admin=admin)
+    _print_key(issued, as_json)
+
+
+@orgs_app.command("list")
+@handle_errors
+def orgs_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List organisations."""
+    with opened(ctx) as engine:
+        rows = [o.to_dict() for o in ops.orgs.list_orgs(engine, actor_or_fail())]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table()
+    for col in ("id", "name", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["name"]), str(r["created_at"]))
+    console.print(table)
+
+
 @users_app.command("add")
 @handle_errors
 def users_add(
@@ -221,11 +257,19 @@ def users_add(
     expires_days: Annotated[
         float | None, typer.Option("--expires-days", help="First key's lifetime.")
     ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="Organisation to add them to (platform admins; default: yours)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Create a user and print their first API key (once)."""
+    """Create a user in your organisation and print their first API key (once)."""
     with opened(ctx) as engine:
-        issued = access.add_user(engine, actor_or_fail(), name, role, expires_days=expires_days)
+        issued = access.add_user(
+            engine, actor_or_fail(), name, role, expires_days=expires_days, org=org
+        )
     _print_key(issued, as_json)
 
 
@@ -242,11 +286,15 @@ def users_list(
         print_json(rows)
         return
     table = Table()
-    for col in ("name", "role", "created", "revoked"):
+    for col in ("name", "role", "org", "created", "revoked"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r["name"]), str(r["role"]), str(r["created_at"]), str(r["revoked_at"] or "")
+            str(r["name"]),
+            str(r["role"]),
+            str(r["org_id"]),
+            str(r["created_at"]),
+            str(r["revoked_at"] or ""),
         )
     console.print(table)
 
@@ -447,5 +495,6 @@ def mount(app: typer.Typer) -> None:
     app.command("confirm")(confirm)
     app.add_typer(audit_app, name="audit")
     app.add_typer(users_app, name="users")
+    app.add_typer(orgs_app, name="orgs")
     app.add_typer(keys_app, name="keys")
     app.add_typer(retention_app, name="retention")

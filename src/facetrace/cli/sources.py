@@ -180,9 +180,17 @@ def add(
     max_bytes: MaxBytes = None,
     timeout: Timeout = None,
     retention_days: RetentionDays = None,
+    visibility: Annotated[
+        str,
+        typer.Option(
+            "--visibility",
+            help="private (your organisation alone sees what it collects) or shared "
+            "(every organisation does).",
+        ),
+    ] = "private",
     as_json: AsJson = False,
 ) -> None:
-    """Register a source with its lawful basis and collection policy."""
+    """Register a source of your organisation with its lawful basis and collection policy."""
     policy = _policy_values(
         allow_host,
         url_prefix,
@@ -204,11 +212,12 @@ def add(
             kind=kind,
             jurisdiction=jurisdiction,
             policy=policy,
+            visibility=visibility,
         )
     if as_json:
         print_json(record.to_dict())
     else:
-        console.print(f"registered source {record.name!r} ({record.kind})")
+        console.print(f"registered source {record.name!r} ({record.kind}, {record.visibility})")
 
 
 @app.command("set")
@@ -286,17 +295,17 @@ def set_(
 @app.command("list")
 @handle_errors
 def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List registered sources."""
+    """List the sources your organisation sees: its own and the shared ones."""
     with opened(ctx) as engine:
         records = ops.sources.list_sources(engine, actor_or_fail())
     if as_json:
         print_json([s.to_dict() for s in records])
         return
     table = Table()
-    for col in ("name", "kind", "status", "jurisdiction", "lawful basis"):
+    for col in ("name", "kind", "status", "visibility", "jurisdiction", "lawful basis"):
         table.add_column(col)
     for s in records:
-        table.add_row(s.name, s.kind, s.status, s.jurisdiction or "", s.lawful_basis)
+        table.add_row(s.name, s.kind, s.status, s.visibility, s.jurisdiction or "", s.lawful_basis)
     console.print(table)
 
 

@@ -12,6 +12,13 @@ is refused on its next use once revoked (keys are looked up on every request).
 Bootstrap: while no user exists, the local operating-system user is an admin
 (``local:<os user>``), so a new installation can create its first admin. Once a user
 exists every request needs a key.
+
+Organisations: every user belongs to one, and acts for it. Organisation 1 is the
+operator's (:data:`~facetrace.events.PLATFORM_ORG`): its admins are the platform
+admins, who alone manage organisations and run what spans every organisation
+(:data:`PLATFORM_ACTIONS`, and host takedowns). Another organisation's users, keys,
+private sources, cases and audit trail are not found rather than refused, so that
+a refusal tells nothing of what exists.
 """
 
 from __future__ import annotations
@@ -27,7 +34,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from facetrace.errors import AccessDeniedError, NotFoundError, UsageError
-from facetrace.events import AccessDenied, KeyIssued, KeyRevoked, UserAdded, UserRevoked
+from facetrace.events import (
+    PLATFORM_ORG,
+    AccessDenied,
+    KeyIssued,
+    KeyRevoked,
+    UserAdded,
+    UserRevoked,
+)
 from facetrace.governance.repository import GovernanceStore, KeyRecord, UserRecord
 
 if TYPE_CHECKING:
@@ -66,6 +80,28 @@ class Action(StrEnum):
     BACKUP = "backup"
     INDEX_MANAGE = "index.manage"
     CALIBRATE = "calibrate"
+    ORGS_MANAGE = "orgs.manage"
+
+
+PLATFORM_ACTIONS: frozenset[Action] = frozenset(
+    {
+        Action.ORGS_MANAGE,
+        # An opt-out reaches every organisation's photos and its receipt counts them.
+        Action.OPTOUT,
+        # Installation-wide upkeep: every organisation's data, or counts of it.
+        Action.RETENTION_RUN,
+        Action.DOCTOR,
+        Action.BACKUP,
+        Action.INDEX_MANAGE,
+        Action.CALIBRATE,
+        # People group faces from every organisation's sources, and their names and
+        # corrections are shared; they stay with the platform until they are kept
+        # per organisation.
+        Action.PEOPLE_VIEW,
+        Action.PEOPLE_EDIT,
+    }
+)
+"""Actions only the platform organisation's users may take (given their role allows)."""
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
@@ -101,6 +137,12 @@ class Actor:
     user_id: int | None
     key_id: str | None = None
     scopes: frozenset[Action] | None = None
+    org_id: int = PLATFORM_ORG
+
+    @property
+    def platform(self) -> bool:
+        """Whether the actor acts for the platform organisation."""
+        return self.org_id == PLATFORM_ORG
 
     @property
     def label(self) -> str:
@@ -117,8 +159,11 @@ PUBLIC = Actor(name="public", role=Role.PUBLIC, user_id=None)
 
 
 def allowed_actions(actor: Actor) -> frozenset[Action]:
-    """What ``actor`` may do: the role's actions, narrowed by the key's scopes."""
+    """What ``actor`` may do: the role's actions, less the platform's outside the
+    platform organisation, narrowed by the key's scopes."""
     actions = ROLE_ACTIONS[actor.role]
+    if not actor.platform:
+        actions = actions - PLATFORM_ACTIONS
     return actions if actor.scopes is None else actions & actor.scopes
 
 
@@ -126,11 +171,15 @@ def authorize(actor: Actor, action: Action, resource: str | None = None) -> None
     """The one permission check. Returns if allowed, else raises AccessDeniedError.
 
     ``resource`` names what is acted on (``case:<id>``, ``source:<name>``,
-    ``user:<name>``, ``key:<id>``...). One resource rule: a user may manage their own
-    keys (``keys.manage`` on ``user:<own name>``), but only with an unscoped key: a key
-    narrowed to some actions must not mint itself a wider one.
+    ``user:<name>``, ``key:<id>``, ``host:<name>``...). Two resource rules: a host
+    (every organisation's sources on it) is the platform's; and a user may manage
+    their own keys (``keys.manage`` on ``user:<own name>``), but only with an unscoped
+    key: a key narrowed to some actions must not mint itself a wider one.
+    Whether the resource belongs to the actor's organisation is for the operation to
+    check, where it looks the resource up.
     """
-    if action in allowed_actions(actor):
+    platform_only = resource is not None and resource.startswith("host:")
+    if action in allowed_actions(actor) and (actor.platform or not platform_only):
         return
     if (
         action is Action.KEYS_MANAGE
@@ -148,17 +197,29 @@ def require(engine: FaceTrace, actor: Actor, action: Action, resource: str | Non
     try:
         authorize(actor, action, resource)
     except AccessDeniedError as exc:
-        audit_refusal(engine, actor.label, action.value, str(exc), resource)
+        audit_refusal(engine, actor.label, action.value, str(exc), resource, org=actor.org_id)
         raise
 
 
 def audit_refusal(
-    engine: FaceTrace, actor: str, action: str, reason: str, resource: str | None = None
+    engine: FaceTrace,
+    actor: str,
+    action: str,
+    reason: str,
+    resource: str | None = None,
+    *,
+    org: int = PLATFORM_ORG,
 ) -> None:
-    """Record a refusal (``access.denied``): who, what they tried, on what, and why."""
+    """Record a refusal (``access.denied``): who, what they tried, on what, and why, in
+    the chain of the organisation the actor speaks for (the platform's when unknown)."""
     engine.track_event(
         AccessDenied(
-            actor=actor, at=engine.clock(), action=action, resource=resource, reason=reason
+            actor=actor,
+            at=engine.clock(),
+            org=org,
+            action=action,
+            resource=resource,
+            reason=reason,
         )
     )
 
@@ -225,7 +286,21 @@ def authenticate(engine: FaceTrace, token: str | None, local_name: str) -> Actor
     if user is None or user.revoked_at is not None:
         raise AccessDeniedError(f"access denied: the user of key {key.key_id} was revoked")
     scopes = frozenset(Action(s) for s in key.scopes) if key.scopes else None
-    return Actor(user.name, Role(user.role), user.id, key.key_id, scopes)
+    return Actor(user.name, Role(user.role), user.id, key.key_id, scopes, user.org_id)
+
+
+def user_actor(user: UserRecord) -> Actor:
+    """The actor a signed-in user (no key) speaks for."""
+    return Actor(user.name, Role(user.role), user.id, org_id=user.org_id)
+
+
+def find_user(repo: GovernanceStore, actor: Actor, name: str) -> UserRecord | None:
+    """The user ``name`` if ``actor`` may see them: of the actor's organisation, or any
+    for the platform's admins. Another organisation's user is not found."""
+    user = repo.get_user(name)
+    if user is None or (user.org_id != actor.org_id and not actor.platform):
+        return None
+    return user
 
 
 def _parse_scopes(role: Role, scopes: Iterable[str]) -> list[str]:
@@ -254,7 +329,7 @@ def issue_key(
     """Issue a key for ``user_name`` (``keys.manage``; users may issue their own)."""
     require(engine, actor, Action.KEYS_MANAGE, f"user:{user_name}")
     repo = GovernanceStore(engine.store.engine)
-    user = repo.get_user(user_name)
+    user = find_user(repo, actor, user_name)
     if user is None or user.revoked_at is not None:
         raise NotFoundError(f"no active user named {user_name!r}")
     return _issue(engine, actor, user, scopes, expires_days)
@@ -286,6 +361,7 @@ def _issue(
         KeyIssued(
             actor=actor.label,
             at=now,
+            org=actor.org_id,
             key_id=key_id,
             user=user.name,
             scopes=clean,
@@ -300,10 +376,14 @@ def revoke_key(engine: FaceTrace, actor: Actor, key_id: str) -> None:
     repo = GovernanceStore(engine.store.engine)
     key = repo.get_key(key_id)
     owner = repo.get_user_by_id(key.user_id) if key is not None else None
+    if owner is not None and find_user(repo, actor, owner.name) is None:
+        key, owner = None, None  # another organisation's key: as if it did not exist
     require(engine, actor, Action.KEYS_MANAGE, f"user:{owner.name}" if owner else f"key:{key_id}")
     if key is None or not repo.revoke_key(key_id, engine.clock()):
         raise NotFoundError(f"no active key {key_id!r}")
-    engine.track_event(KeyRevoked(actor=actor.label, at=engine.clock(), key_id=key_id))
+    engine.track_event(
+        KeyRevoked(actor=actor.label, at=engine.clock(), org=actor.org_id, key_id=key_id)
+    )
 
 
 def list_keys(engine: FaceTrace, actor: Actor, user_name: str | None = None) -> list[KeyRecord]:
@@ -313,8 +393,8 @@ def list_keys(engine: FaceTrace, actor: Actor, user_name: str | None = None) -> 
     name = None if everyone else (user_name if user_name is not None else actor.name)
     require(engine, actor, Action.KEYS_MANAGE, f"user:{name}" if name else None)
     if name is None:
-        return repo.list_keys()
-    user = repo.get_user(name)
+        return repo.list_keys(org_id=None if actor.platform else actor.org_id)
+    user = find_user(repo, actor, name)
     if user is None:
         raise NotFoundError(f"no user named {name!r}")
     return repo.list_keys(user.id)
@@ -324,18 +404,36 @@ def list_keys(engine: FaceTrace, actor: Actor, user_name: str | None = None) -> 
 
 
 def add_user(
-    engine: FaceTrace, actor: Actor, name: str, role: str, *, expires_days: float | None = None
+    engine: FaceTrace,
+    actor: Actor,
+    name: str,
+    role: str,
+    *,
+    expires_days: float | None = None,
+    org: str | None = None,
 ) -> IssuedKey:
-    """Create a user (``users.manage``) and issue their first key, returned once."""
+    """Create a user (``users.manage``) and issue their first key, returned once.
+
+    The user joins the actor's organisation; a platform admin may name another
+    (``org``)."""
     require(engine, actor, Action.USERS_MANAGE, f"user:{name}")
+    org_id = actor.org_id
+    if org is not None:
+        require(engine, actor, Action.ORGS_MANAGE, f"org:{org}")
+        found = GovernanceStore(engine.store.engine).get_org(org)
+        if found is None:
+            raise NotFoundError(f"no organisation named {org!r}")
+        org_id = found.id
     if not _NAME.fullmatch(name):
         raise UsageError("a user name is 1-100 letters, digits, '.', '_', '@' or '-'")
     parsed = Role(role) if role in {r.value for r in USER_ROLES} else None
     if parsed is None:
         raise UsageError(f"role must be one of {', '.join(r.value for r in USER_ROLES)}")
     repo = GovernanceStore(engine.store.engine)
-    user = repo.add_user(name, parsed.value, engine.clock())
-    engine.track_event(UserAdded(actor=actor.label, at=engine.clock(), name=name, role=parsed))
+    user = repo.add_user(name, parsed.value, engine.clock(), org_id)
+    engine.track_event(
+        UserAdded(actor=actor.label, at=engine.clock(), org=actor.org_id, name=name, role=parsed)
+    )
     return _issue(engine, actor, user, (), expires_days)
 
 
@@ -343,13 +441,17 @@ def revoke_user(engine: FaceTrace, actor: Actor, name: str) -> None:
     """Revoke a user and all their keys at once (``users.manage``)."""
     require(engine, actor, Action.USERS_MANAGE, f"user:{name}")
     repo = GovernanceStore(engine.store.engine)
-    user = repo.get_user(name)
+    user = find_user(repo, actor, name)
     if user is None:
         raise NotFoundError(f"no user named {name!r}")
     repo.revoke_user(user.id, engine.clock())
-    engine.track_event(UserRevoked(actor=actor.label, at=engine.clock(), name=name))
+    engine.track_event(
+        UserRevoked(actor=actor.label, at=engine.clock(), org=actor.org_id, name=name)
+    )
 
 
 def list_users(engine: FaceTrace, actor: Actor) -> list[UserRecord]:
+    """The organisation's users (every organisation's for a platform admin)."""
     require(engine, actor, Action.USERS_MANAGE)
-    return GovernanceStore(engine.store.engine).list_users()
+    repo = GovernanceStore(engine.store.engine)
+    return repo.list_users(None if actor.platform else actor.org_id)

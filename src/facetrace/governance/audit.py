@@ -10,6 +10,9 @@ entry breaks the chain; :meth:`AuditLog.verify` finds it. Cutting entries off th
 leaves a valid but shorter chain, so an auditor keeps the :class:`AuditHead` that
 ``facetrace audit head`` prints (count and head hash) outside the system and passes it
 back to ``verify``: a shorter log, or a different hash at that position, is reported.
+
+Each organisation has a chain of its own (``seq`` counts its entries only): its
+auditors read, verify and anchor it without learning anything of another's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from facetrace.events import Event
+from facetrace.events import PLATFORM_ORG, Event
 from facetrace.governance.repository import AuditRow, GovernanceStore
 from facetrace.store.repository import utc
 
@@ -159,16 +162,17 @@ class AuditLog:
                 sha256_hex(body),
             )
 
-        self.repo.append_audit(make)
+        self.repo.append_audit(make, org_id=event.org)
 
-    def head(self) -> AuditHead:
-        rows = self.repo.audit_rows()
+    def head(self, org: int = PLATFORM_ORG) -> AuditHead:
+        """The head of organisation ``org``'s chain."""
+        rows = self.repo.audit_rows(org_id=org)
         return AuditHead(len(rows), rows[-1].hash) if rows else AuditHead(0, GENESIS)
 
-    def entries(self, case_id: str | None = None) -> list[AuditEntry]:
-        """Entries in order; only one case's when ``case_id`` is given."""
+    def entries(self, case_id: str | None = None, *, org: int = PLATFORM_ORG) -> list[AuditEntry]:
+        """``org``'s entries in order; only one case's when ``case_id`` is given."""
         out = []
-        for row in self.repo.audit_rows(case_id):
+        for row in self.repo.audit_rows(case_id, org_id=org):
             body = json.loads(row.body)
             out.append(
                 AuditEntry(
@@ -184,14 +188,15 @@ class AuditLog:
             )
         return out
 
-    def verify(self, anchor: AuditHead | None = None) -> VerifyReport:
-        """Check every entry's hash, the chain links, the sequence and, if given, the anchor.
+    def verify(self, anchor: AuditHead | None = None, org: int = PLATFORM_ORG) -> VerifyReport:
+        """Check ``org``'s chain: every entry's hash, the links, the sequence and, if
+        given, the anchor.
 
         Finds a changed entry (its hash no longer matches its body, or its columns
         disagree with its body), a deleted or reordered one (a gap in ``seq`` or a
         broken ``prev`` link), and, with ``anchor``, a truncated or rewritten log.
         """
-        rows = self.repo.audit_rows()
+        rows = self.repo.audit_rows(org_id=org)
         problems: list[str] = []
         prev = GENESIS
         for expected_seq, row in enumerate(rows, start=1):

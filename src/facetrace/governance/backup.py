@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrace.errors import UsageError
-from facetrace.events import BackupMade, GalleryRestored
+from facetrace.events import PLATFORM_ORG, BackupMade, GalleryRestored
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.repository import GovernanceStore
@@ -287,17 +287,27 @@ def _replay(
                 f"{old.home} is not the gallery this backup was made from (its audit chain "
                 "does not pass through the backup's head); not replaying"
             )
-        later = [e for e in AuditLog(store.engine).entries() if e.seq > manifest.audit_count]
+        # The manifest anchors the platform's chain; other organisations' chains are
+        # replayed from the time the backup was made.
+        log = AuditLog(store.engine)
+        later = [(PLATFORM_ORG, e) for e in log.entries() if e.seq > manifest.audit_count]
+        later += [
+            (org, e)
+            for org in GovernanceStore(store.engine).audit_orgs()
+            if org != PLATFORM_ORG
+            for e in log.entries(org=org)
+            if e.at > manifest.created_at
+        ]
         templates = GovernanceStore(store.engine).template_rows()
         hosts = GovernanceStore(store.engine).blocked_hosts()
     finally:
         store.close()
-    for entry in later:
+    for org, entry in later:
         if entry.kind != "takedown.performed":
             continue
         kind, target = entry.payload.get("target_kind"), str(entry.payload.get("target"))
-        if kind == "source" and engine.store.get_source(target) is not None:
-            takedown_source(engine, actor, target)
+        if kind == "source" and engine.store.get_source(target, org, owned=True) is not None:
+            takedown_source(engine, replace(actor, org_id=org), target)
         elif kind == "host":
             takedown_host(engine, actor, target)
         report.takedowns.append(f"{kind} {target}")

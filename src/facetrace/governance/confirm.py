@@ -51,7 +51,14 @@ class ConfirmationResult:
 
 
 def _deny(engine: FaceTrace, actor: Actor, case_id: str, reason: str) -> AccessDeniedError:
-    audit_refusal(engine, actor.label, Action.MATCH_CONFIRM.value, reason, f"case:{case_id}")
+    audit_refusal(
+        engine,
+        actor.label,
+        Action.MATCH_CONFIRM.value,
+        reason,
+        f"case:{case_id}",
+        org=actor.org_id,
+    )
     return AccessDeniedError(reason)
 
 
@@ -70,16 +77,17 @@ def confirm_match(
             case_id,
             "access denied: two-person confirmation needs named users with API keys",
         )
-    if not engine.store.faces([face_id]):
+    if not engine.store.faces([face_id], actor.org_id):
         raise NotFoundError(f"no face {face_id}")
     repo = GovernanceStore(engine.store.engine)
     now = engine.clock()
-    if repo.propose(face_id, case_id, actor.user_id, actor.label, now):
+    org = actor.org_id
+    if repo.propose(face_id, case_id, actor.user_id, actor.label, now, org):
         engine.track_event(
-            MatchProposed(actor=actor.label, at=now, case_id=case_id, face_id=face_id)
+            MatchProposed(actor=actor.label, at=now, org=org, case_id=case_id, face_id=face_id)
         )
         return ConfirmationResult(face_id, case_id, ConfirmationStatus.PROPOSED, actor.label, None)
-    existing = repo.get_confirmation(face_id, case_id)
+    existing = repo.get_confirmation(face_id, case_id, org)
     if existing is None:  # pragma: no cover - the proposal exists, or propose() succeeded
         raise NotFoundError("the proposal disappeared; try again")
     if existing.confirmed_at is not None:
@@ -97,12 +105,13 @@ def confirm_match(
             case_id,
             "access denied: two-person rule: a different user must confirm this match",
         )
-    if not repo.confirm(face_id, case_id, actor.user_id, actor.label, now):
+    if not repo.confirm(face_id, case_id, actor.user_id, actor.label, now, org):
         raise UsageError("this match was confirmed meanwhile")
     engine.track_event(
         MatchConfirmed(
             actor=actor.label,
             at=now,
+            org=org,
             case_id=case_id,
             face_id=face_id,
             proposed_by=existing.proposed_label,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facetrace.events import DoctorRan
+from facetrace.events import PLATFORM_ORG, DoctorRan
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import host_in, url_host
@@ -222,7 +222,7 @@ def _takedown_leftovers(engine: FaceTrace, repair: bool) -> Finding:
     leftover: list[int] = []
     names: list[str] = []
     for source in engine.store.list_sources():
-        if source.status == SourceStatus.BLOCKED and source.name not in chosen:
+        if source.status == SourceStatus.BLOCKED and (source.owner_org, source.name) not in chosen:
             ids = repo.sightings_of_source(source.id)
             if ids:
                 leftover += ids
@@ -246,15 +246,22 @@ def _takedown_leftovers(engine: FaceTrace, repair: bool) -> Finding:
     )
 
 
-def _blocked_by_hand(engine: FaceTrace) -> set[str]:
-    """Sources whose latest status change in the audit log is a ``sources block``."""
-    latest: dict[str, str] = {}
-    for entry in AuditLog(engine.store.engine).entries():
-        if entry.kind == "source.status":
-            latest[str(entry.payload.get("name"))] = str(entry.payload.get("status"))
-        elif entry.kind == "takedown.performed" and entry.payload.get("target_kind") == "source":
-            latest[str(entry.payload.get("target"))] = "taken down"
-    return {name for name, status in latest.items() if status == SourceStatus.BLOCKED}
+def _blocked_by_hand(engine: FaceTrace) -> set[tuple[int, str]]:
+    """Sources, as ``(organisation, name)``, whose latest status change in their
+    organisation's audit chain is a ``sources block`` (only a source's owner blocks it)."""
+    latest: dict[tuple[int, str], str] = {}
+    log = AuditLog(engine.store.engine)
+    for org in GovernanceStore(engine.store.engine).audit_orgs():
+        for entry in log.entries(org=org):
+            if entry.kind == "source.status":
+                key = (org, str(entry.payload.get("name")))
+                latest[key] = str(entry.payload.get("status"))
+            elif (
+                entry.kind == "takedown.performed"
+                and entry.payload.get("target_kind") == "source"
+            ):
+                latest[(org, str(entry.payload.get("target")))] = "taken down"
+    return {key for key, status in latest.items() if status == SourceStatus.BLOCKED}
 
 
 def _opted_out_faces(engine: FaceTrace, repair: bool) -> Finding:
@@ -302,14 +309,19 @@ def _unfinished_jobs(engine: FaceTrace, repair: bool) -> Finding:
 
 
 def _audit_chain(engine: FaceTrace, repair: bool) -> Finding:
-    report = AuditLog(engine.store.engine).verify()
+    log = AuditLog(engine.store.engine)
+    problems = [
+        problem if org == PLATFORM_ORG else f"organisation {org}: {problem}"
+        for org in GovernanceStore(engine.store.engine).audit_orgs()
+        for problem in log.verify(org=org).problems
+    ]
     return Finding(
         Check.AUDIT_CHAIN,
-        len(report.problems),
-        _examples(report.problems),
+        len(problems),
+        _examples(problems),
         repairable=False,
         advice="the audit log is evidence and is never rewritten; compare it with an "
         "exported copy or an anchored head ('facetrace audit verify --anchor')"
-        if report.problems
+        if problems
         else "",
     )

@@ -22,7 +22,19 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from facetrace.errors import AuditError, ConflictError, StoreError
 from facetrace.governance import schema as gs
 from facetrace.store import schema
-from facetrace.store.repository import JobStatus, utc
+from facetrace.store.repository import JobStatus, utc, visible_to
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organisation: its users, private sources, cases and audit chain are its own."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +44,13 @@ class UserRecord:
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    org_id: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "role": self.role,
+            "org_id": self.org_id,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
@@ -96,6 +110,7 @@ class Deleted:
     face_ids: tuple[int, ...] = ()
     thumbnails: tuple[str, ...] = ()
     kept_photos: int = 0  # photos that lost a sighting but stay through another
+    kept_photo_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +137,35 @@ class GovernanceStore:
 
     # --- audit log -----------------------------------------------------------
 
-    def append_audit(self, make: Callable[[int, str], AuditRow], attempts: int = 20) -> AuditRow:
-        """Append the row ``make(seq, prev_hash)`` builds after the current head.
+    def append_audit(
+        self, make: Callable[[int, str], AuditRow], org_id: int = 1, attempts: int = 20
+    ) -> AuditRow:
+        """Append the row ``make(seq, prev_hash)`` builds after the head of ``org_id``'s
+        chain (``seq``: its place in that chain).
 
-        ``seq`` is unique, so two writers racing for the same place cannot both win;
-        the loser retries on the new head. Raises :class:`AuditError` if it cannot write.
+        Both the row's place in the table and its place in the chain are unique, so two
+        writers racing for the same place cannot both win; the loser retries on the new
+        head. Raises :class:`AuditError` if it cannot write.
         """
         t = gs.audit_log
         last_exc: Exception | None = None
         for attempt in range(attempts):
             try:
                 with self.engine.begin() as conn:
+                    last = conn.execute(select(func.max(t.c.seq))).scalar()
                     head = conn.execute(
-                        select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)
+                        select(t.c.org_seq, t.c.hash)
+                        .where(t.c.org_id == org_id)
+                        .order_by(t.c.org_seq.desc())
+                        .limit(1)
                     ).first()
-                    seq, prev = (head.seq + 1, head.hash) if head else (1, "0" * 64)
+                    seq, prev = (head.org_seq + 1, head.hash) if head else (1, "0" * 64)
                     row = make(seq, prev)
                     conn.execute(
                         t.insert().values(
-                            seq=row.seq,
+                            seq=int(last or 0) + 1,
+                            org_id=org_id,
+                            org_seq=row.seq,
                             kind=row.kind,
                             at=row.at,
                             actor=row.actor,
@@ -157,15 +182,46 @@ class GovernanceStore:
                 raise AuditError(f"cannot write the audit log: {exc}") from exc
         raise AuditError(f"cannot write the audit log: {last_exc}")
 
-    def audit_rows(self, case_id: str | None = None) -> list[AuditRow]:
-        """Audit rows in ``seq`` order (one case's when ``case_id`` is given)."""
+    def audit_rows(self, case_id: str | None = None, *, org_id: int = 1) -> list[AuditRow]:
+        """``org_id``'s chain in order (one case's entries when ``case_id`` is given)."""
         t = gs.audit_log
-        query = select(t).order_by(t.c.seq)
+        query = select(t).where(t.c.org_id == org_id).order_by(t.c.org_seq)
         if case_id is not None:
             query = query.where(t.c.case_id == case_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [AuditRow(r.seq, r.kind, r.at, r.actor, r.case_id, r.body, r.hash) for r in rows]
+        return [AuditRow(r.org_seq, r.kind, r.at, r.actor, r.case_id, r.body, r.hash) for r in rows]
+
+    def audit_orgs(self) -> list[int]:
+        """Organisations with at least one audit entry."""
+        t = gs.audit_log
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(select(t.c.org_id).distinct()).scalars())
+
+    # --- organisations -----------------------------------------------------------
+
+    def add_org(self, name: str, now: datetime) -> OrgRecord:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(gs.organisations.insert().values(name=name, created_at=now))
+        except IntegrityError as exc:
+            raise ConflictError(f"an organisation named {name!r} already exists") from exc
+        org = self.get_org(name)
+        if org is None:  # pragma: no cover - just inserted
+            raise StoreError(f"organisation {name!r} was not stored")
+        return org
+
+    def get_org(self, name: str) -> OrgRecord | None:
+        t = gs.organisations
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.name == name)).first()
+        return OrgRecord(row.id, row.name, utc(row.created_at)) if row else None
+
+    def list_orgs(self) -> list[OrgRecord]:
+        t = gs.organisations
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.id)).all()
+        return [OrgRecord(r.id, r.name, utc(r.created_at)) for r in rows]
 
     # --- users and keys --------------------------------------------------------
 
@@ -174,10 +230,12 @@ class GovernanceStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(gs.users)).scalar() or 0)
 
-    def add_user(self, name: str, role: str, now: datetime) -> UserRecord:
+    def add_user(self, name: str, role: str, now: datetime, org_id: int = 1) -> UserRecord:
         try:
             with self.engine.begin() as conn:
-                conn.execute(gs.users.insert().values(name=name, role=role, created_at=now))
+                conn.execute(
+                    gs.users.insert().values(name=name, role=role, created_at=now, org_id=org_id)
+                )
         except IntegrityError as exc:
             raise ConflictError(f"a user named {name!r} already exists") from exc
         user = self.get_user(name)
@@ -195,9 +253,13 @@ class GovernanceStore:
             row = conn.execute(select(gs.users).where(gs.users.c.id == user_id)).first()
         return _user(row._mapping) if row else None
 
-    def list_users(self) -> list[UserRecord]:
+    def list_users(self, org_id: int | None = None) -> list[UserRecord]:
+        """Users, of one organisation when ``org_id`` is given."""
+        query = select(gs.users).order_by(gs.users.c.name)
+        if org_id is not None:
+            query = query.where(gs.users.c.org_id == org_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(gs.users).order_by(gs.users.c.name)).all()
+            rows = conn.execute(query).all()
         return [_user(r._mapping) for r in rows]
 
     def password_hash(self, user_id: int) -> str | None:
@@ -303,10 +365,14 @@ class GovernanceStore:
             row = conn.execute(select(gs.api_keys).where(gs.api_keys.c.key_id == key_id)).first()
         return _key(row._mapping) if row else None
 
-    def list_keys(self, user_id: int | None = None) -> list[KeyRecord]:
+    def list_keys(self, user_id: int | None = None, org_id: int | None = None) -> list[KeyRecord]:
+        """Keys, of one user or one organisation's users when given."""
         query = select(gs.api_keys).order_by(gs.api_keys.c.id)
         if user_id is not None:
             query = query.where(gs.api_keys.c.user_id == user_id)
+        if org_id is not None:
+            mine = select(gs.users.c.id).where(gs.users.c.org_id == org_id)
+            query = query.where(gs.api_keys.c.user_id.in_(mine))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [_key(r._mapping) for r in rows]
@@ -408,11 +474,13 @@ class GovernanceStore:
 
     # --- two-person confirmation -----------------------------------------------
 
-    def get_confirmation(self, face_id: int, case_id: str) -> Confirmation | None:
+    def get_confirmation(self, face_id: int, case_id: str, org_id: int = 1) -> Confirmation | None:
         t = gs.match_confirmations
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(t).where(t.c.face_id == face_id, t.c.case_id == case_id)
+                select(t).where(
+                    t.c.org_id == org_id, t.c.face_id == face_id, t.c.case_id == case_id
+                )
             ).first()
         if row is None:
             return None
@@ -429,13 +497,20 @@ class GovernanceStore:
         )
 
     def propose(
-        self, face_id: int, case_id: str, user_id: int | None, label: str, now: datetime
+        self,
+        face_id: int,
+        case_id: str,
+        user_id: int | None,
+        label: str,
+        now: datetime,
+        org_id: int = 1,
     ) -> bool:
         """Record a proposal; False if one exists already for this face and case."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     gs.match_confirmations.insert().values(
+                        org_id=org_id,
                         face_id=face_id,
                         case_id=case_id,
                         proposed_by=user_id,
@@ -448,14 +523,25 @@ class GovernanceStore:
         return True
 
     def confirm(
-        self, face_id: int, case_id: str, user_id: int | None, label: str, now: datetime
+        self,
+        face_id: int,
+        case_id: str,
+        user_id: int | None,
+        label: str,
+        now: datetime,
+        org_id: int = 1,
     ) -> bool:
         """Confirm a pending proposal; False if there is none still pending."""
         t = gs.match_confirmations
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(t)
-                .where(t.c.face_id == face_id, t.c.case_id == case_id, t.c.confirmed_at.is_(None))
+                .where(
+                    t.c.org_id == org_id,
+                    t.c.face_id == face_id,
+                    t.c.case_id == case_id,
+                    t.c.confirmed_at.is_(None),
+                )
                 .values(confirmed_by=user_id, confirmed_label=label, confirmed_at=now)
             )
         return bool(result.rowcount)
@@ -612,7 +698,39 @@ class GovernanceStore:
                 )
             orphans = sorted(photo_ids - still_held)
             face_ids, thumbs = self._delete_photos(conn, orphans)
-        return Deleted(tuple(ids), tuple(orphans), tuple(face_ids), tuple(thumbs), len(still_held))
+        return Deleted(
+            tuple(ids),
+            tuple(orphans),
+            tuple(face_ids),
+            tuple(thumbs),
+            len(still_held),
+            tuple(sorted(still_held)),
+        )
+
+    def as_seen_by(self, photo_ids: Sequence[int], org: int) -> tuple[set[int], int]:
+        """Of ``photo_ids``, those organisation ``org`` still sees, and how many faces the
+        others (hidden from it) hold."""
+        s, src, f = schema.sightings, schema.sources, schema.faces
+        seen: set[int] = set()
+        hidden_faces = 0
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(photo_ids))):
+                seen |= set(
+                    conn.execute(
+                        select(s.c.photo_id)
+                        .join(src, src.c.id == s.c.source_id)
+                        .where(s.c.photo_id.in_(chunk), visible_to(org))
+                    ).scalars()
+                )
+                hidden = [p for p in chunk if p not in seen]
+                if hidden:
+                    hidden_faces += int(
+                        conn.execute(
+                            select(func.count()).select_from(f).where(f.c.photo_id.in_(hidden))
+                        ).scalar()
+                        or 0
+                    )
+        return seen, hidden_faces
 
     def delete_faces(self, face_ids: Sequence[int]) -> Deleted:
         """Delete faces; a photo left with no face at all goes too, with its sightings."""
@@ -708,6 +826,7 @@ def _user(m: Any) -> UserRecord:
         role=m["role"],
         created_at=utc(m["created_at"]),
         revoked_at=_opt_utc(m["revoked_at"]),
+        org_id=m["org_id"],
     )
 
 

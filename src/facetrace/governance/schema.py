@@ -34,17 +34,31 @@ from facetrace.store.schema import metadata
 
 MIGRATION_VERSION = 10
 
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", Integer, primary_key=True),  # 1: the operator's own, made by revision 17
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3 ... no gaps
+    # The row's place in the whole table (1, 2, 3 ..., never shown: it would tell one
+    # organisation how much the others do). Each organisation's entries form a chain of
+    # their own, numbered by ``org_seq`` (1, 2, 3 ... no gaps), which entries show.
+    Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("kind", String(60), nullable=False),
     Column("at", String(40), nullable=False),  # ISO 8601 UTC, as in the body
     Column("actor", String(200), nullable=False),
     Column("case_id", String(200), nullable=True),
     Column("body", Text, nullable=False),  # canonical JSON covered by ``hash``
     Column("hash", String(64), nullable=False),
+    Column("org_id", Integer, nullable=False, server_default="1"),  # revision 17
+    Column("org_seq", Integer, nullable=True),  # NULL only before revision 17 fills it
     Index("ix_audit_case", "case_id"),
+    Index("uq_audit_org_seq", "org_id", "org_seq", unique=True),
 )
 
 users = Table(
@@ -56,6 +70,7 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("password_hash", String(200), nullable=True),  # argon2id; None: keys only
+    Column("org_id", Integer, nullable=False, server_default="1"),  # revision 17
 )
 
 sessions = Table(
@@ -115,7 +130,10 @@ match_confirmations = Table(
     Column("confirmed_by", Integer, nullable=True),
     Column("confirmed_label", String(200), nullable=True),
     Column("confirmed_at", DateTime(timezone=True), nullable=True),
-    UniqueConstraint("face_id", "case_id", name="uq_confirmation"),
+    # Revision 17: a case belongs to the organisation that opened it; two organisations
+    # may use the same case ID.
+    Column("org_id", Integer, nullable=False, server_default="1"),
+    UniqueConstraint("org_id", "face_id", "case_id", name="uq_confirmation_org"),
 )
 
 tasks = Table(
@@ -131,10 +149,12 @@ tasks = Table(
     Column("error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("org_id", Integer, nullable=False, server_default="1"),  # revision 17
     Index("ix_tasks_status", "status"),
 )
 
 TABLES = (
+    organisations,
     audit_log,
     users,
     api_keys,

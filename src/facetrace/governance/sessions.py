@@ -21,8 +21,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from facetrace.errors import AccessDeniedError, NotFoundError, UsageError
-from facetrace.events import PasswordSet, SignedIn, SignedOut, SignInFailed
-from facetrace.governance.access import Action, Actor, Role, require
+from facetrace.events import PLATFORM_ORG, PasswordSet, SignedIn, SignedOut, SignInFailed
+from facetrace.governance.access import Action, Actor, find_user, require, user_actor
 from facetrace.governance.repository import GovernanceStore
 
 if TYPE_CHECKING:
@@ -65,11 +65,13 @@ def set_password(engine: FaceTrace, actor: Actor, name: str, password: str) -> N
         require(engine, actor, Action.USERS_MANAGE, f"user:{name}")
     if len(password) < MIN_PASSWORD:
         raise UsageError(f"a password has at least {MIN_PASSWORD} characters")
-    user = repo.get_user(name)
+    user = find_user(repo, actor, name)
     if user is None or user.revoked_at is not None:
         raise NotFoundError(f"no active user named {name!r}")
     repo.set_password_hash(user.id, _HASHER.hash(password), engine.clock())
-    engine.track_event(PasswordSet(actor=actor.label, at=engine.clock(), name=name))
+    engine.track_event(
+        PasswordSet(actor=actor.label, at=engine.clock(), org=actor.org_id, name=name)
+    )
 
 
 def sign_in(engine: FaceTrace, name: str, password: str, *, address: str, hours: float) -> Session:
@@ -83,16 +85,24 @@ def sign_in(engine: FaceTrace, name: str, password: str, *, address: str, hours:
         ok = False
     now = engine.clock()
     if not ok or user is None or user.revoked_at is not None:
-        engine.track_event(
-            SignInFailed(actor="unauthenticated", at=now, name=name[:100], address=address)
+        engine.track_event(  # in the chain of the named user's organisation, if any
+            SignInFailed(
+                actor="unauthenticated",
+                at=now,
+                org=user.org_id if user is not None else PLATFORM_ORG,
+                name=name[:100],
+                address=address,
+            )
         )
         raise AccessDeniedError("access denied: wrong name or password")
     token = f"{SESSION_PREFIX}_{secrets.token_urlsafe(32)}"
     csrf = secrets.token_urlsafe(32)
     expires = now + timedelta(hours=hours)
     repo.add_session(_digest(token), user.id, csrf, now, expires)
-    actor = Actor(user.name, Role(user.role), user.id)
-    engine.track_event(SignedIn(actor=actor.label, at=now, name=user.name, address=address))
+    actor = user_actor(user)
+    engine.track_event(
+        SignedIn(actor=actor.label, at=now, org=actor.org_id, name=user.name, address=address)
+    )
     return Session(token, csrf, expires, actor)
 
 
@@ -107,7 +117,7 @@ def authenticate_session(engine: FaceTrace, token: str) -> tuple[Actor, str]:
     user = repo.get_user_by_id(session.user_id)
     if user is None or user.revoked_at is not None:
         raise AccessDeniedError("access denied: the user was revoked")
-    return Actor(user.name, Role(user.role), user.id), session.csrf
+    return user_actor(user), session.csrf
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:
@@ -117,4 +127,4 @@ def csrf_matches(expected: str, given: str | None) -> bool:
 def sign_out(engine: FaceTrace, actor: Actor, token: str) -> None:
     """End a session (its owner's, from the cookie)."""
     if GovernanceStore(engine.store.engine).revoke_session(_digest(token.strip()), engine.clock()):
-        engine.track_event(SignedOut(actor=actor.label, at=engine.clock()))
+        engine.track_event(SignedOut(actor=actor.label, at=engine.clock(), org=actor.org_id))

@@ -5,6 +5,12 @@ a photo left with no sighting goes, with its faces, embeddings, index entries an
 thumbnails (see :mod:`facetrace.governance.purge` for how bytes are scrubbed). The
 source (status ``blocked``) or host (block list) is blocked *before* anything is
 deleted, so a concurrent ingest stops, and stays blocked for future collection.
+
+A source is taken down by its own organisation (a platform admin may also take down
+a shared one); hosts span every organisation's sources and are the platform's. The
+receipt another organisation gets counts what it no longer sees: a photo that stays
+through a source hidden from it is reported removed, and gallery-wide totals are left
+out, so a receipt tells nothing of other organisations' sources.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.gate import host_in, url_host
 from facetrace.governance.purge import PurgeResult, finish_purge, holds_writers
 from facetrace.governance.repository import Deleted, GovernanceStore
-from facetrace.store.repository import SourceStatus, translates_store_errors
+from facetrace.store.repository import SourceStatus, Visibility, translates_store_errors
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -80,12 +86,16 @@ def normalize_domain(value: str) -> str:
 def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownReceipt:
     """Take down source ``name``: block it, then delete what only it held."""
     require(engine, actor, Action.TAKEDOWN, f"source:{name}")
-    record = engine.store.get_source(name)
+    record = engine.store.get_source(name, actor.org_id)
     if record is None:
         raise NotFoundError(f"source {name!r} is not registered")
+    if record.owner_org != actor.org_id and not (
+        actor.platform and record.visibility == Visibility.SHARED
+    ):
+        record = engine.owned_source(name, actor.org_id)  # refused: another's shared source
     repo = GovernanceStore(engine.store.engine)
     before = repo.counts()
-    engine.store.set_source_status(name, SourceStatus.BLOCKED)
+    engine.store.set_source_status(record.id, SourceStatus.BLOCKED)
     deleted = repo.delete_sightings(repo.sightings_of_source(record.id))
     errors = repo.delete_errors(source_id=record.id)
     repo.delete_jobs_of_source(record.id)
@@ -128,20 +138,32 @@ def _finish(
     after = repo.counts()
     kept = deleted.kept_photos  # had a removed sighting, stay through another one
     now = engine.clock()
+    removed = {
+        "sightings": len(deleted.sighting_ids),
+        "photos": len(deleted.photo_ids),
+        "faces": len(deleted.face_ids),
+        "index_entries": purge.index_removed,
+        "thumbnails": purge.thumbnails_wiped,
+        "ingest_errors": errors,
+    }
+    if not actor.platform:  # what the organisation no longer sees; no gallery totals
+        seen, hidden_faces = repo.as_seen_by(deleted.kept_photo_ids, actor.org_id)
+        gone = kept - len(seen)
+        kept = len(seen)
+        before, after = {}, {}
+        removed = {
+            "sightings": len(deleted.sighting_ids),
+            "photos": len(deleted.photo_ids) + gone,
+            "faces": len(deleted.face_ids) + hidden_faces,
+            "ingest_errors": errors,
+        }
     receipt = TakedownReceipt(
         target_kind=kind,
         target=target,
         at=now.isoformat(),
         before=before,
         after=after,
-        removed={
-            "sightings": len(deleted.sighting_ids),
-            "photos": len(deleted.photo_ids),
-            "faces": len(deleted.face_ids),
-            "index_entries": purge.index_removed,
-            "thumbnails": purge.thumbnails_wiped,
-            "ingest_errors": errors,
-        },
+        removed=removed,
         photos_kept=kept,
         removed_ids_sha256=purge.ids_sha256,
         blocked=True,
@@ -151,11 +173,12 @@ def _finish(
         TakedownPerformed(
             actor=actor.label,
             at=now,
+            org=actor.org_id,
             target_kind=kind.value,
             target=target,
             sightings_removed=len(deleted.sighting_ids),
-            photos_removed=len(deleted.photo_ids),
-            faces_removed=len(deleted.face_ids),
+            photos_removed=removed["photos"],
+            faces_removed=removed["faces"],
             photos_kept=kept,
             removed_ids_sha256=receipt.removed_ids_sha256,
         )

@@ -404,7 +404,7 @@ def show(engine: FaceTrace, actor: Actor, identity: int) -> PersonDetail:
     repo = IdentityStore(engine.store.engine)
     summary = _summary(repo, identity)
     members = repo.members(identity)
-    records = engine.store.faces(members)
+    records = engine.store.faces(members, actor.org_id)  # not other organisations' private
     pinned = set(repo.pinned_faces(identity))
     faces = []
     for face_id in members:

@@ -30,7 +30,7 @@ from facetrace.governance import (
 )
 from facetrace.governance.access import Action
 from facetrace.identity import people
-from facetrace.operations import audit, gallery, index, ingest, sources, tasks
+from facetrace.operations import audit, gallery, index, ingest, orgs, sources, tasks
 from facetrace.operations.tasks import TaskKind
 
 
@@ -101,6 +101,8 @@ CATALOGUE: dict[str, Operation] = {
         Operation("audit.head", Action.AUDIT_VERIFY, audit.head),
         Operation("audit.verify", Action.AUDIT_VERIFY, audit.verify),
         Operation("audit.export", Action.AUDIT_READ, audit.export),
+        Operation("orgs.add", Action.ORGS_MANAGE, orgs.add),
+        Operation("orgs.list", Action.ORGS_MANAGE, orgs.list_orgs),
         Operation("users.add", Action.USERS_MANAGE, access.add_user),
         Operation("users.list", Action.USERS_MANAGE, access.list_users),
         Operation("users.revoke", Action.USERS_MANAGE, access.revoke_user),
@@ -111,7 +113,7 @@ CATALOGUE: dict[str, Operation] = {
         Operation("retention.run", Action.RETENTION_RUN, retention.run_retention),
         Operation("doctor", Action.DOCTOR, doctor.examine),
         Operation("backup", Action.BACKUP, backup.backup),
-        Operation("index.stats", ANYONE, index.stats),
+        Operation("index.stats", Action.INDEX_MANAGE, index.stats),
         Operation("index.rebuild", Action.INDEX_MANAGE, index.rebuild),
         Operation("index.migrate", Action.INDEX_MANAGE, index.migrate),
         Operation("calibrate", Action.CALIBRATE, index.check_calibrate),
@@ -133,6 +135,7 @@ __all__ = [
     "gallery",
     "index",
     "ingest",
+    "orgs",
     "sources",
     "tasks",
 ]

@@ -32,21 +32,27 @@ class CaseExport:
 def head(engine: FaceTrace, actor: Actor) -> AuditHead:
     """The log's head (count and hash), to keep outside the system."""
     require(engine, actor, Action.AUDIT_VERIFY)
-    return AuditLog(engine.store.engine).head()
+    return AuditLog(engine.store.engine).head(actor.org_id)
 
 
 def verify(engine: FaceTrace, actor: Actor, anchor: AuditHead | None = None) -> VerifyReport:
-    """Check the chain, and that it still passes through ``anchor`` if given."""
+    """Check the organisation's chain, and that it still passes through ``anchor``."""
     require(engine, actor, Action.AUDIT_VERIFY)
-    return AuditLog(engine.store.engine).verify(anchor)
+    return AuditLog(engine.store.engine).verify(anchor, actor.org_id)
 
 
 def export(engine: FaceTrace, actor: Actor, case_id: str) -> CaseExport:
-    """One case's trail; the export itself is audited."""
+    """One case of the actor's organisation: its trail; the export itself is audited."""
     require(engine, actor, Action.AUDIT_READ, f"case:{case_id}")
     log = AuditLog(engine.store.engine)
-    entries = tuple(log.entries(case_id))
+    entries = tuple(log.entries(case_id, org=actor.org_id))
     engine.track_event(
-        AuditExported(actor=actor.label, at=engine.clock(), case_id=case_id, entries=len(entries))
+        AuditExported(
+            actor=actor.label,
+            at=engine.clock(),
+            org=actor.org_id,
+            case_id=case_id,
+            entries=len(entries),
+        )
     )
-    return CaseExport(case_id, entries, log.head())
+    return CaseExport(case_id, entries, log.head(actor.org_id))

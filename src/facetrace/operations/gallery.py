@@ -24,7 +24,14 @@ def search(
 ) -> SearchResult:
     """Search every face of ``photo`` for a case; recorded before results return."""
     require(engine, actor, Action.SEARCH, f"case:{case_id}" if case_id else None)
-    return engine.search(photo, case_id=case_id, reason=reason, top_k=top_k, actor=actor.label)
+    return engine.search(
+        photo,
+        case_id=case_id,
+        reason=reason,
+        top_k=top_k,
+        actor=actor.label,
+        org=actor.org_id,
+    )
 
 
 def verify(
@@ -32,18 +39,19 @@ def verify(
 ) -> VerifyResult:
     """Compare the largest face of each photo (1:1)."""
     require(engine, actor, Action.VERIFY)
-    return engine.verify(photo_a, photo_b, actor=actor.label)
+    return engine.verify(photo_a, photo_b, actor=actor.label, org=actor.org_id)
 
 
 def stats(engine: FaceTrace, actor: Actor) -> Stats:
-    """Counts of sources, photos, faces and indexed vectors (any signed-in actor)."""
-    return engine.stats()
+    """Counts of the sources, photos and faces the actor's organisation sees (any
+    signed-in actor; the whole gallery's only for the platform's, who run the index)."""
+    return engine.stats(None if actor.platform else actor.org_id)
 
 
 def thumbnail(engine: FaceTrace, actor: Actor, face_id: int) -> bytes:
-    """A stored face's thumbnail (JPEG bytes), for those who may search."""
+    """A stored face's thumbnail (JPEG bytes), for those who may search and see it."""
     require(engine, actor, Action.SEARCH, f"face:{face_id}")
-    record = engine.store.faces([face_id]).get(face_id)
+    record = engine.store.faces([face_id], actor.org_id).get(face_id)
     if record is None or not record.thumbnail:
         raise NotFoundError(f"no thumbnail for face {face_id}")
     path = (engine.home / record.thumbnail).resolve()

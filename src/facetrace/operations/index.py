@@ -19,7 +19,9 @@ def _index(engine: FaceTrace) -> MaintainableIndex:
 
 
 def stats(engine: FaceTrace, actor: Actor) -> dict[str, object]:
-    """The backend, structure, counts and sizes (any signed-in actor)."""
+    """The backend, structure, counts and sizes (the platform's, who run the index: the
+    counts span every organisation)."""
+    require(engine, actor, Action.INDEX_MANAGE)
     return _index(engine).stats()
 
 

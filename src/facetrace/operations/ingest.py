@@ -21,7 +21,7 @@ OnItem = Callable[["ItemOutcome"], None]
 def check_source(engine: FaceTrace, actor: Actor, source: str) -> None:
     """Fail fast, before any work, if ``actor`` may not ingest or ``source`` collects nothing."""
     require(engine, actor, Action.INGEST, f"source:{source}")
-    engine.source(source)
+    engine.source(source, actor.org_id)
 
 
 def ingest(
@@ -35,20 +35,27 @@ def ingest(
 ) -> IngestSummary:
     """Ingest photos, folders, URL lists or WARC archives into ``source``, as a job."""
     check_source(engine, actor, source)
-    return engine.ingest(paths, source=source, workers=workers, on_item=on_item, actor=actor.label)
+    return engine.ingest(
+        paths,
+        source=source,
+        workers=workers,
+        on_item=on_item,
+        actor=actor.label,
+        org=actor.org_id,
+    )
 
 
 def jobs(engine: FaceTrace, actor: Actor, limit: int = 50) -> list[JobRecord]:
-    """The most recent ingest jobs."""
+    """The most recent ingest jobs into the organisation's own sources."""
     require(engine, actor, Action.INGEST)
-    return engine.store.jobs(limit)
+    return engine.store.jobs(limit, org=actor.org_id)
 
 
 def job(engine: FaceTrace, actor: Actor, job_id: int) -> JobRecord:
     """One job: inputs, status, item counts and every item's error."""
     require(engine, actor, Action.INGEST, f"job:{job_id}")
     record = engine.store.job(job_id)
-    if record is None:
+    if record is None or record.owner_org != actor.org_id:
         raise NotFoundError(f"no ingest job {job_id}")
     return record
 
@@ -63,7 +70,9 @@ def resume(
 ) -> IngestSummary:
     """Finish an interrupted job; items already done are skipped unread."""
     require(engine, actor, Action.INGEST, f"job:{job_id}")
-    return engine.resume_job(job_id, workers=workers, on_item=on_item, actor=actor.label)
+    return engine.resume_job(
+        job_id, workers=workers, on_item=on_item, actor=actor.label, org=actor.org_id
+    )
 
 
 def upload(
@@ -83,4 +92,4 @@ def upload(
         PhotoTask(key=f"{n}:{name}", origin=f"upload:{name}", collected_at=now, data=data)
         for n, (name, data) in enumerate(photos)
     ]
-    return engine.ingest_tasks(tasks, source=source, workers=1, actor=actor.label)
+    return engine.ingest_tasks(tasks, source=source, workers=1, actor=actor.label, org=actor.org_id)

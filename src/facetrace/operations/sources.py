@@ -6,20 +6,21 @@ from typing import TYPE_CHECKING, Any
 
 from facetrace.errors import UnknownSourceError
 from facetrace.governance.access import Action, Actor, require
-from facetrace.store.repository import SourceRecord, SourceStatus
+from facetrace.store.repository import SourceRecord, SourceStatus, Visibility
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
 
 
 def list_sources(engine: FaceTrace, actor: Actor) -> list[SourceRecord]:
-    """Every registered source (any signed-in actor)."""
-    return engine.store.list_sources()
+    """The sources the actor's organisation sees: its own and the shared ones (any
+    signed-in actor)."""
+    return engine.store.list_sources(actor.org_id)
 
 
 def show(engine: FaceTrace, actor: Actor, name: str) -> SourceRecord:
-    """One source, with its policy (any signed-in actor)."""
-    record = engine.store.get_source(name)
+    """One source the actor's organisation sees, with its policy (any signed-in actor)."""
+    record = engine.store.get_source(name, actor.org_id)
     if record is None:
         raise UnknownSourceError(f"source {name!r} is not registered")
     return record
@@ -34,8 +35,11 @@ def add(
     kind: str = "folder",
     jurisdiction: str | None = None,
     policy: dict[str, Any] | None = None,
+    visibility: str = Visibility.PRIVATE,
 ) -> SourceRecord:
-    """Register a source with its lawful basis; nothing is collected without one."""
+    """Register a source of the actor's organisation with its lawful basis; nothing is
+    collected without one. ``visibility``: ``private`` (the organisation alone sees what
+    it collects) or ``shared`` (every organisation does)."""
     require(engine, actor, Action.SOURCES_MANAGE, f"source:{name}")
     return engine.add_source(
         name,
@@ -44,6 +48,8 @@ def add(
         jurisdiction=jurisdiction,
         policy=policy,
         actor=actor.label,
+        org=actor.org_id,
+        visibility=visibility,
     )
 
 
@@ -65,10 +71,11 @@ def update(
         jurisdiction=jurisdiction,
         policy_changes=policy_changes,
         actor=actor.label,
+        org=actor.org_id,
     )
 
 
 def block(engine: FaceTrace, actor: Actor, name: str) -> SourceRecord:
     """Stop collecting from a source (what it yielded stays until a takedown)."""
     require(engine, actor, Action.SOURCES_MANAGE, f"source:{name}")
-    return engine.set_source_status(name, SourceStatus.BLOCKED, actor=actor.label)
+    return engine.set_source_status(name, SourceStatus.BLOCKED, actor=actor.label, org=actor.org_id)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from facetrace.errors import FaceTraceError, NotFoundError, UsageError
-from facetrace.events import TaskSubmitted
+from facetrace.events import PLATFORM_ORG, TaskSubmitted
 from facetrace.governance import optout, takedown
 from facetrace.governance import schema as gs
 from facetrace.governance.access import Action, Actor, Role, require
@@ -66,6 +66,7 @@ class TaskRecord:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    org_id: int = PLATFORM_ORG
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ def _actor_json(actor: Actor) -> str:
             "user_id": actor.user_id,
             "key_id": actor.key_id,
             "scopes": sorted(actor.scopes) if actor.scopes is not None else None,
+            "org_id": actor.org_id,
         }
     )
 
@@ -95,7 +97,7 @@ def _actor_json(actor: Actor) -> str:
 def _actor_of(text: str) -> Actor:
     d = json.loads(text)
     scopes = frozenset(Action(s) for s in d["scopes"]) if d["scopes"] is not None else None
-    return Actor(d["name"], Role(d["role"]), d["user_id"], d["key_id"], scopes)
+    return Actor(d["name"], Role(d["role"]), d["user_id"], d["key_id"], scopes, d.get("org_id", 1))
 
 
 def _record(m: Any) -> TaskRecord:
@@ -108,6 +110,7 @@ def _record(m: Any) -> TaskRecord:
         error=m["error"],
         created_at=utc(m["created_at"]),
         updated_at=utc(m["updated_at"]),
+        org_id=m["org_id"],
     )
 
 
@@ -120,10 +123,13 @@ def submit(
     kind: TaskKind,
 ) -> TaskRecord:
     """Check the permission, store the task and return it (queued)."""
-    target = request.get("source") or request.get("host")
-    require(engine, actor, NEEDS[kind], f"source:{target}" if target else None)
+    if request.get("host"):
+        require(engine, actor, NEEDS[kind], f"host:{request['host']}")
+    else:
+        source = request.get("source")
+        require(engine, actor, NEEDS[kind], f"source:{source}" if source else None)
     if kind is TaskKind.INGEST_URLS:
-        engine.source(str(request.get("source")))  # unknown or blocked: refused now
+        engine.source(str(request.get("source")), org=actor.org_id)  # unknown or blocked
         if not request.get("urls"):
             raise UsageError("name at least one URL")
     if kind is TaskKind.OPTOUT and not payload:
@@ -139,12 +145,15 @@ def submit(
                 payload=payload,
                 created_at=now,
                 updated_at=now,
+                org_id=actor.org_id,
             )
         ).inserted_primary_key
     assert key is not None
     task_id = int(key[0])
     engine.track_event(
-        TaskSubmitted(actor=actor.label, at=now, task_id=task_id, task_kind=kind.value)
+        TaskSubmitted(
+            actor=actor.label, at=now, org=actor.org_id, task_id=task_id, task_kind=kind.value
+        )
     )
     return _get(engine, task_id)
 
@@ -161,6 +170,8 @@ def show(engine: FaceTrace, actor: Actor, task_id: int) -> TaskRecord:
     """A task's status, and its receipt or error once it has run."""
     try:
         record = _get(engine, task_id)
+        if record.org_id != actor.org_id:  # another organisation's: as if it did not exist
+            raise NotFoundError(f"no task {task_id}")
     except NotFoundError:
         require(engine, actor, Action.TAKEDOWN, f"task:{task_id}")  # refused alike if unknown
         raise

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import ColumnElement, Engine, create_engine, event, func, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from facetrace import faults
@@ -30,6 +30,7 @@ from facetrace.errors import (
     StoreError,
     is_storage_full,
 )
+from facetrace.events import PLATFORM_ORG
 from facetrace.store import migrations, schema
 from facetrace.types import BBox, Provenance, Stats
 from facetrace.vision.phash import bands as phash_bands
@@ -47,6 +48,19 @@ class SourceStatus(StrEnum):
 
     ACTIVE = "active"
     BLOCKED = "blocked"
+
+
+class Visibility(StrEnum):
+    """Who sees what a source collected: its owner organisation only, or every one."""
+
+    PRIVATE = "private"
+    SHARED = "shared"
+
+
+def visible_to(org: int) -> ColumnElement[bool]:
+    """The sources whose photos organisation ``org`` sees: its own and the shared ones."""
+    src = schema.sources
+    return or_(src.c.owner_org == org, src.c.visibility == Visibility.SHARED.value)
 
 
 class JobStatus(StrEnum):
@@ -69,6 +83,8 @@ class SourceRecord:
     status: str
     policy: dict[str, Any]
     created_at: datetime
+    owner_org: int = PLATFORM_ORG
+    visibility: str = Visibility.PRIVATE.value
 
     def to_dict(self) -> dict[str, Any]:
         """The source with its whole policy: the stored settings, defaults for the rest."""
@@ -82,6 +98,7 @@ class SourceRecord:
             "lawful_basis": self.lawful_basis,
             "jurisdiction": self.jurisdiction,
             "status": self.status,
+            "visibility": self.visibility,
             "policy": policy,
             "created_at": self.created_at.isoformat(),
         }
@@ -138,6 +155,7 @@ class JobRecord:
     item_counts: dict[str, int]
     errors: tuple[tuple[str, str], ...]
     summary: dict[str, Any] | None
+    owner_org: int = PLATFORM_ORG
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -323,11 +341,14 @@ class Store:
         jurisdiction: str | None,
         policy: dict[str, Any],
         now: datetime,
+        owner_org: int = PLATFORM_ORG,
+        visibility: str = Visibility.PRIVATE.value,
     ) -> SourceRecord:
-        """Register a source; raises StoreError if the name is taken."""
+        """Register a source of ``owner_org``; raises ConflictError if the organisation
+        has a source of that name already."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
+                key = conn.execute(
                     schema.sources.insert().values(
                         name=name,
                         kind=kind,
@@ -336,46 +357,84 @@ class Store:
                         status=SourceStatus.ACTIVE.value,
                         policy=json.dumps(policy, sort_keys=True),
                         created_at=now,
+                        owner_org=owner_org,
+                        visibility=Visibility(visibility).value,
                     )
-                )
+                ).inserted_primary_key
         except IntegrityError as exc:
             raise ConflictError(f"a source named {name!r} already exists") from exc
-        record = self.get_source(name)
+        assert key is not None
+        record = self.source_by_id(int(key[0]))
         assert record is not None
         return record
 
-    def get_source(self, name: str) -> SourceRecord | None:
+    def source_by_id(self, source_id: int) -> SourceRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(schema.sources).where(schema.sources.c.name == name)).first()
+            row = conn.execute(
+                select(schema.sources).where(schema.sources.c.id == source_id)
+            ).first()
         return _source(row._mapping) if row else None
 
-    def list_sources(self) -> list[SourceRecord]:
+    def get_source(
+        self, name: str, org: int = PLATFORM_ORG, *, owned: bool = False
+    ) -> SourceRecord | None:
+        """The source ``name`` as organisation ``org`` sees it: its own of that name,
+        else (unless ``owned``) a shared one; another's private source is not found."""
+        src = schema.sources
+        where = src.c.owner_org == org if owned else visible_to(org)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(schema.sources).order_by(schema.sources.c.name)).all()
+            rows = conn.execute(
+                select(src).where(src.c.name == name, where).order_by(src.c.id)
+            ).all()
+        own = [r for r in rows if r.owner_org == org]
+        chosen = own or rows
+        return _source(chosen[0]._mapping) if chosen else None
+
+    def list_sources(self, org: int | None = None) -> list[SourceRecord]:
+        """Every source, or those organisation ``org`` sees."""
+        query = select(schema.sources).order_by(schema.sources.c.name, schema.sources.c.id)
+        if org is not None:
+            query = query.where(visible_to(org))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [_source(r._mapping) for r in rows]
 
-    def set_source_status(self, name: str, status: str) -> None:
+    def hides_sources_from(self, org: int) -> bool:
+        """Whether some source is invisible to ``org`` (another's private one)."""
+        src = schema.sources
+        with self.engine.connect() as conn:
+            hidden = conn.execute(select(src.c.id).where(~visible_to(org)).limit(1)).first()
+        return hidden is not None
+
+    def set_source_status(self, source_id: int, status: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                schema.sources.update().where(schema.sources.c.name == name).values(status=status)
+                schema.sources.update()
+                .where(schema.sources.c.id == source_id)
+                .values(status=status)
             )
 
     def update_source(
-        self, name: str, *, lawful_basis: str, jurisdiction: str | None, policy: dict[str, Any]
+        self,
+        source_id: int,
+        *,
+        lawful_basis: str,
+        jurisdiction: str | None,
+        policy: dict[str, Any],
     ) -> SourceRecord | None:
         """Replace a source's lawful basis, jurisdiction and stored policy (status and
-        kind stay); returns the updated record, or None when no source has that name."""
+        kind stay); returns the updated record, or None when there is no such source."""
         with self.engine.begin() as conn:
             updated = conn.execute(
                 schema.sources.update()
-                .where(schema.sources.c.name == name)
+                .where(schema.sources.c.id == source_id)
                 .values(
                     lawful_basis=lawful_basis,
                     jurisdiction=jurisdiction,
                     policy=json.dumps(policy, sort_keys=True),
                 )
             ).rowcount
-        return self.get_source(name) if updated else None
+        return self.source_by_id(source_id) if updated else None
 
     # --- photos and faces --------------------------------------------------
 
@@ -525,20 +584,28 @@ class Store:
             query = select(func.count()).select_from(f).where(f.c.id.in_(list(face_ids)))
             return int(conn.execute(query).scalar() or 0)
 
-    def faces(self, face_ids: Sequence[int]) -> dict[int, FaceRecord]:
-        """Stored faces by id, with provenance; unknown ids are absent."""
+    def faces(
+        self, face_ids: Sequence[int], visible_to_org: int | None = None
+    ) -> dict[int, FaceRecord]:
+        """Stored faces by id, with provenance; unknown ids are absent.
+
+        With ``visible_to_org``, only the sightings that organisation sees are given,
+        and a face with none of them is absent, as if it did not exist."""
         if not face_ids:
             return {}
         f, s, src = schema.faces, schema.sightings, schema.sources
         with self.engine.connect() as conn:
             rows = conn.execute(select(f).where(f.c.id.in_(list(face_ids)))).all()
             photo_ids = {r.photo_id for r in rows}
-            sight_rows = conn.execute(
+            query = (
                 select(s.c.photo_id, s.c.origin, s.c.page_url, s.c.collected_at, src.c.name)
                 .join(src, src.c.id == s.c.source_id)
                 .where(s.c.photo_id.in_(photo_ids))
                 .order_by(s.c.collected_at, s.c.id)
-            ).all()
+            )
+            if visible_to_org is not None:
+                query = query.where(visible_to(visible_to_org))
+            sight_rows = conn.execute(query).all()
         by_photo: dict[int, list[Provenance]] = {}
         for r in sight_rows:
             by_photo.setdefault(r.photo_id, []).append(
@@ -560,7 +627,16 @@ class Store:
                 provenance=tuple(by_photo.get(r.photo_id, ())),
             )
             for r in rows
+            if visible_to_org is None or r.photo_id in by_photo
         }
+
+    def count_visible_faces(self, org: int) -> int:
+        """Faces in photos that organisation ``org`` sees."""
+        f, s, src = schema.faces, schema.sightings, schema.sources
+        seen = select(s.c.photo_id).join(src, src.c.id == s.c.source_id).where(visible_to(org))
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(f).where(f.c.photo_id.in_(seen))
+            return int(conn.execute(query).scalar() or 0)
 
     def embeddings(self, face_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
         """Stored ``(dim,)`` float32 embeddings by face id."""
@@ -615,7 +691,23 @@ class Store:
                 t for t in conn.execute(select(schema.faces.c.thumbnail)).scalars() if t is not None
             }
 
-    def stats(self, indexed: int) -> Stats:
+    def stats(self, indexed: int, org: int | None = None) -> Stats:
+        """Row counts: of everything, or of what organisation ``org`` sees (``indexed``
+        is then the faces it sees)."""
+        if org is not None:
+            s, src = schema.sightings, schema.sources
+            seen = select(s.c.photo_id).join(src, src.c.id == s.c.source_id).where(visible_to(org))
+            with self.engine.connect() as conn:
+                n_sources = conn.execute(
+                    select(func.count()).select_from(src).where(visible_to(org))
+                ).scalar()
+                n_photos = conn.execute(
+                    select(func.count())
+                    .select_from(schema.photos)
+                    .where(schema.photos.c.id.in_(seen))
+                ).scalar()
+            faces = self.count_visible_faces(org)
+            return Stats(int(n_sources or 0), int(n_photos or 0), faces, faces)
         with self.engine.connect() as conn:
             n_sources = conn.execute(select(func.count()).select_from(schema.sources)).scalar()
             n_photos = conn.execute(select(func.count()).select_from(schema.photos)).scalar()
@@ -725,7 +817,11 @@ class Store:
     def job(self, job_id: int) -> JobRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(schema.jobs, schema.sources.c.name.label("source"))
+                select(
+                    schema.jobs,
+                    schema.sources.c.name.label("source"),
+                    schema.sources.c.owner_org.label("owner_org"),
+                )
                 .join(schema.sources, schema.sources.c.id == schema.jobs.c.source_id)
                 .where(schema.jobs.c.id == job_id)
             ).first()
@@ -748,15 +844,14 @@ class Store:
             ).all()
         return _job(row._mapping, counts, [(e.key, e.error or "") for e in errors])
 
-    def jobs(self, limit: int = 50) -> list[JobRecord]:
+    def jobs(self, limit: int = 50, org: int | None = None) -> list[JobRecord]:
+        """The latest jobs, of organisation ``org``'s own sources when given."""
+        j, src = schema.jobs, schema.sources
+        query = select(j.c.id).order_by(j.c.id.desc()).limit(limit)
+        if org is not None:
+            query = query.join(src, src.c.id == j.c.source_id).where(src.c.owner_org == org)
         with self.engine.connect() as conn:
-            ids = (
-                conn.execute(
-                    select(schema.jobs.c.id).order_by(schema.jobs.c.id.desc()).limit(limit)
-                )
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(query).scalars().all()
         return [j for j in (self.job(i) for i in ids) if j is not None]
 
     # --- events and errors -------------------------------------------------
@@ -795,6 +890,7 @@ def _job(row: Any, counts: dict[str, int], errors: list[tuple[str, str]]) -> Job
         item_counts={str(k): int(v) for k, v in counts.items()},
         errors=tuple(errors),
         summary=json.loads(row["summary"]) if row["summary"] else None,
+        owner_org=row["owner_org"],
     )
 
 
@@ -808,4 +904,6 @@ def _source(row: Any) -> SourceRecord:
         status=row["status"],
         policy=json.loads(row["policy"] or "{}"),
         created_at=utc(row["created_at"]),
+        owner_org=row["owner_org"],
+        visibility=row["visibility"],
     )

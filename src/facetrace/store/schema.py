@@ -43,13 +43,19 @@ sources = Table(
     "sources",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("lawful_basis", Text, nullable=False),
     Column("jurisdiction", String(20), nullable=True),
     Column("status", String(20), nullable=False, default="active"),
     Column("policy", Text, nullable=False, default="{}"),  # JSON: scope, rate, retention...
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Revision 17: the organisation that owns the source, and who sees what it
+    # collected: 'private' (the owner only) or 'shared' (every organisation). A name
+    # is unique within its owner, so no organisation learns another's names.
+    Column("owner_org", Integer, nullable=False, server_default="1"),
+    Column("visibility", String(10), nullable=False, server_default="private"),
+    UniqueConstraint("owner_org", "name", name="uq_source_owner_name"),
 )
 
 photos = Table(
