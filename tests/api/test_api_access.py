@@ -82,6 +82,8 @@ ENDPOINTS: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     ("POST", "/v1/keys", body({"user": "admin1"}), "keys.add"),
     ("DELETE", "/v1/keys/000000000000", nothing, "keys.revoke"),
     ("GET", "/v1/index", nothing, "index.stats"),
+    ("GET", "/v1/orgs", nothing, "orgs.list"),
+    ("POST", "/v1/orgs", body({"name": "new-org", "admin": "new-org-admin"}), "orgs.add"),
 ]
 ACTORS = ["admin", "investigator", "auditor", "anonymous", "bad-key", "revoked", "expired"]
 OUTCOMES: dict[str, int] = {"unauthorised_successes": 0, "checked": 0}

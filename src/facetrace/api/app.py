@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, Security, UploadFile
@@ -75,6 +75,11 @@ class SourceIn(BaseModel):
         default=None,
         examples=[{"allow_hosts": ["council.example"], "max_depth": 1, "rate_limit": 1}],
     )
+    visibility: Literal["private", "shared"] = Field(
+        default="private",
+        description="private: your organisation alone sees what the source collects; "
+        "shared: every organisation does.",
+    )
 
 
 class SourcePatch(BaseModel):
@@ -107,6 +112,16 @@ class UserIn(BaseModel):
     name: str = Field(examples=["bob"])
     role: str = Field(examples=["investigator"])
     expires_days: float | None = Field(default=None, examples=[90])
+    org: str | None = Field(
+        default=None,
+        description="Organisation to add the user to (platform admins); default: yours.",
+        examples=[None],
+    )
+
+
+class OrgIn(BaseModel):
+    name: str = Field(examples=["county-police"])
+    admin: str = Field(description="User name of its first admin.", examples=["cp-admin"])
 
 
 class SignInIn(BaseModel):
@@ -232,7 +247,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/sources", tags=["sources"])
     async def sources_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
-        """Registered sources."""
+        """The sources your organisation sees: its own and the shared ones."""
         return [s.to_dict() for s in await rt.run(ops.sources.list_sources, actor)]
 
     @app.post("/v1/sources", tags=["sources"], status_code=201)
@@ -246,6 +261,7 @@ def _routes(app: FastAPI) -> None:
             kind=body.kind,
             jurisdiction=body.jurisdiction,
             policy=body.policy,
+            visibility=body.visibility,
         )
         return record.to_dict()
 
@@ -380,8 +396,25 @@ def _routes(app: FastAPI) -> None:
     async def users_add(body: UserIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
         """Create a user; the response holds their first key, shown once."""
         issued = await rt.run(
-            access.add_user, actor, body.name, body.role, expires_days=body.expires_days
+            access.add_user,
+            actor,
+            body.name,
+            body.role,
+            expires_days=body.expires_days,
+            org=body.org,
         )
+        return issued.to_dict()
+
+    @app.get("/v1/orgs", tags=["access"])
+    async def orgs_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
+        """Organisations (platform admins)."""
+        return [o.to_dict() for o in await rt.run(ops.orgs.list_orgs, actor)]
+
+    @app.post("/v1/orgs", tags=["access"], status_code=201)
+    async def orgs_add(body: OrgIn, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """Create an organisation and its first admin (platform admins); the response
+        holds the admin's first key, shown once."""
+        issued = await rt.run(ops.orgs.add, actor, body.name, admin=body.admin)
         return issued.to_dict()
 
     @app.delete("/v1/users/{name}", tags=["access"], status_code=204)

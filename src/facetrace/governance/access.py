@@ -16,7 +16,7 @@ exists every request needs a key.
 Organisations: every user belongs to one, and acts for it. Organisation 1 is the
 operator's (:data:`~facetrace.events.PLATFORM_ORG`): its admins are the platform
 admins, who alone manage organisations and run what spans every organisation
-(:data:`PLATFORM_ACTIONS`, and host takedowns). Another organisation's users, keys,
+(:data:`PLATFORM_ACTIONS`). Another organisation's users, keys,
 private sources, cases and audit trail are not found rather than refused, so that
 a refusal tells nothing of what exists.
 """
@@ -67,6 +67,7 @@ class Action(StrEnum):
     INGEST = "ingest"
     SOURCES_MANAGE = "sources.manage"
     TAKEDOWN = "takedown"
+    TAKEDOWN_HOST = "takedown.host"
     OPTOUT = "optout"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
@@ -86,6 +87,8 @@ class Action(StrEnum):
 PLATFORM_ACTIONS: frozenset[Action] = frozenset(
     {
         Action.ORGS_MANAGE,
+        # A host spans every organisation's sources.
+        Action.TAKEDOWN_HOST,
         # An opt-out reaches every organisation's photos and its receipt counts them.
         Action.OPTOUT,
         # Installation-wide upkeep: every organisation's data, or counts of it.
@@ -171,15 +174,13 @@ def authorize(actor: Actor, action: Action, resource: str | None = None) -> None
     """The one permission check. Returns if allowed, else raises AccessDeniedError.
 
     ``resource`` names what is acted on (``case:<id>``, ``source:<name>``,
-    ``user:<name>``, ``key:<id>``, ``host:<name>``...). Two resource rules: a host
-    (every organisation's sources on it) is the platform's; and a user may manage
-    their own keys (``keys.manage`` on ``user:<own name>``), but only with an unscoped
-    key: a key narrowed to some actions must not mint itself a wider one.
+    ``user:<name>``, ``key:<id>``, ``host:<name>``...). One resource rule: a user may
+    manage their own keys (``keys.manage`` on ``user:<own name>``), but only with an
+    unscoped key: a key narrowed to some actions must not mint itself a wider one.
     Whether the resource belongs to the actor's organisation is for the operation to
     check, where it looks the resource up.
     """
-    platform_only = resource is not None and resource.startswith("host:")
-    if action in allowed_actions(actor) and (actor.platform or not platform_only):
+    if action in allowed_actions(actor):
         return
     if (
         action is Action.KEYS_MANAGE

@@ -257,8 +257,7 @@ def _blocked_by_hand(engine: FaceTrace) -> set[tuple[int, str]]:
                 key = (org, str(entry.payload.get("name")))
                 latest[key] = str(entry.payload.get("status"))
             elif (
-                entry.kind == "takedown.performed"
-                and entry.payload.get("target_kind") == "source"
+                entry.kind == "takedown.performed" and entry.payload.get("target_kind") == "source"
             ):
                 latest[(org, str(entry.payload.get("target")))] = "taken down"
     return {key for key, status in latest.items() if status == SourceStatus.BLOCKED}

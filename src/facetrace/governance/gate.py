@@ -64,7 +64,7 @@ class IngestGate:
 
     def _refresh(self) -> None:
         self._blocked = self.repo.blocked_hosts()
-        current = self.store.get_source(self.source.name)
+        current = self.store.source_by_id(self.source.id)
         self._source_blocked = current is None or current.status != SourceStatus.ACTIVE
         self._loaded = time.monotonic()
 

@@ -107,7 +107,7 @@ def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownRecei
 def takedown_host(engine: FaceTrace, actor: Actor, host: str) -> TakedownReceipt:
     """Take down a host and its subdomains: block it, then delete what only it held."""
     domain = normalize_domain(host)
-    require(engine, actor, Action.TAKEDOWN, f"host:{domain}")
+    require(engine, actor, Action.TAKEDOWN_HOST, f"host:{domain}")
     repo = GovernanceStore(engine.store.engine)
     before = repo.counts()
     repo.block_host(domain, engine.clock())

@@ -79,7 +79,7 @@ CATALOGUE: dict[str, Operation] = {
         Operation("jobs.show", Action.INGEST, ingest.job),
         Operation("jobs.resume", Action.INGEST, ingest.resume),
         Operation("takedown.source", Action.TAKEDOWN, takedown.takedown_source),
-        Operation("takedown.host", Action.TAKEDOWN, takedown.takedown_host),
+        Operation("takedown.host", Action.TAKEDOWN_HOST, takedown.takedown_host),
         Operation("optout", Action.OPTOUT, optout.opt_out),
         Operation(
             "tasks.takedown.source",
@@ -88,7 +88,7 @@ CATALOGUE: dict[str, Operation] = {
         ),
         Operation(
             "tasks.takedown.host",
-            Action.TAKEDOWN,
+            Action.TAKEDOWN_HOST,
             partial(tasks.submit, kind=TaskKind.TAKEDOWN_HOST),
         ),
         Operation("tasks.optout", Action.OPTOUT, partial(tasks.submit, kind=TaskKind.OPTOUT)),

@@ -44,8 +44,8 @@ def verify(
 
 def stats(engine: FaceTrace, actor: Actor) -> Stats:
     """Counts of the sources, photos and faces the actor's organisation sees (any
-    signed-in actor; the whole gallery's only for the platform's, who run the index)."""
-    return engine.stats(None if actor.platform else actor.org_id)
+    signed-in actor; the whole index's size is ``index.stats``, the platform's)."""
+    return engine.stats(actor.org_id)
 
 
 def thumbnail(engine: FaceTrace, actor: Actor, face_id: int) -> bytes:

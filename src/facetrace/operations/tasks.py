@@ -50,7 +50,7 @@ class TaskStatus(StrEnum):
 
 NEEDS: dict[TaskKind, Action] = {
     TaskKind.TAKEDOWN_SOURCE: Action.TAKEDOWN,
-    TaskKind.TAKEDOWN_HOST: Action.TAKEDOWN,
+    TaskKind.TAKEDOWN_HOST: Action.TAKEDOWN_HOST,
     TaskKind.OPTOUT: Action.OPTOUT,
     TaskKind.INGEST_URLS: Action.INGEST,
 }

@@ -49,6 +49,11 @@ def upgrade() -> None:
         conn.execute(
             gs.organisations.insert().values(id=1, name="default", created_at=datetime.now(UTC))
         )
+        if conn.dialect.name == "postgresql":  # the id was given: move the sequence past it
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('organisations', 'id'), "
+                "(SELECT max(id) FROM organisations))"
+            )
     inspector = inspect(conn)
     for table, column, ddl in _COLUMNS:
         if column not in {c["name"] for c in inspector.get_columns(table)}:
