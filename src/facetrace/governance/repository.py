@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from facetrace.errors import AuditError, ConflictError, StoreError
@@ -200,12 +200,16 @@ class GovernanceStore:
 
     # --- organisations -----------------------------------------------------------
 
-    def add_org(self, name: str, now: datetime) -> OrgRecord:
+    def _insert_named(self, table: Table, values: dict[str, Any], what: str) -> None:
+        """Insert a row whose ``name`` is unique; a taken name is a ConflictError."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(gs.organisations.insert().values(name=name, created_at=now))
+                conn.execute(table.insert().values(**values))
         except IntegrityError as exc:
-            raise ConflictError(f"an organisation named {name!r} already exists") from exc
+            raise ConflictError(f"{what} named {values['name']!r} already exists") from exc
+
+    def add_org(self, name: str, now: datetime) -> OrgRecord:
+        self._insert_named(gs.organisations, {"name": name, "created_at": now}, "an organisation")
         org = self.get_org(name)
         if org is None:  # pragma: no cover - just inserted
             raise StoreError(f"organisation {name!r} was not stored")
@@ -231,13 +235,8 @@ class GovernanceStore:
             return int(conn.execute(select(func.count()).select_from(gs.users)).scalar() or 0)
 
     def add_user(self, name: str, role: str, now: datetime, org_id: int = 1) -> UserRecord:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    gs.users.insert().values(name=name, role=role, created_at=now, org_id=org_id)
-                )
-        except IntegrityError as exc:
-            raise ConflictError(f"a user named {name!r} already exists") from exc
+        values = {"name": name, "role": role, "created_at": now, "org_id": org_id}
+        self._insert_named(gs.users, values, "a user")
         user = self.get_user(name)
         if user is None:  # pragma: no cover - just inserted
             raise StoreError(f"user {name!r} was not stored")
