@@ -20,7 +20,7 @@ from facetrace.operations import tasks
 from facetrace.operations.tasks import TaskKind
 from facetrace.vision.analyzer import FaceAnalyzer
 from tests.api.conftest import Api, Served, make_gallery
-from tests.conftest import FR
+from tests.conftest import DLIB, FR
 
 
 @pytest.fixture
@@ -84,11 +84,22 @@ def test_an_optout_task_deletes_and_wipes_the_photo(fresh: Served) -> None:
 
 
 def test_a_failed_task_says_why(fresh: Served) -> None:
+    dogs = DLIB / "dogs.jpg"
+    started = fresh.api.request(
+        "POST",
+        "/v1/optout",
+        key=fresh.keys["admin"],
+        files={"photo": (dogs.name, dogs.read_bytes(), "image/jpeg")},
+    )
+    task = wait(fresh, started.json()["task_id"])
+    assert task["status"] == "failed" and "no face found" in task["error"]
+
+
+def test_a_takedown_of_an_unknown_source_is_refused_at_once(fresh: Served) -> None:
     started = fresh.api.request(
         "POST", "/v1/takedowns", key=fresh.keys["admin"], json={"source": "no-such-source"}
     )
-    task = wait(fresh, started.json()["task_id"])
-    assert task["status"] == "failed" and "no-such-source" in task["error"]
+    assert started.status_code == 404 and "no-such-source" in started.text
 
 
 def test_a_task_acknowledged_before_a_stop_runs_at_the_next_start(

@@ -26,7 +26,12 @@ from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.gate import host_in, url_host
 from facetrace.governance.purge import PurgeResult, finish_purge, holds_writers
 from facetrace.governance.repository import Deleted, GovernanceStore
-from facetrace.store.repository import SourceStatus, Visibility, translates_store_errors
+from facetrace.store.repository import (
+    SourceRecord,
+    SourceStatus,
+    Visibility,
+    translates_store_errors,
+)
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace
@@ -81,10 +86,9 @@ def normalize_domain(value: str) -> str:
     return host
 
 
-@translates_store_errors
-@holds_writers
-def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownReceipt:
-    """Take down source ``name``: block it, then delete what only it held."""
+def target_source(engine: FaceTrace, actor: Actor, name: str) -> SourceRecord:
+    """The source ``actor`` may take down: its organisation's own (or, for a platform
+    admin, a shared one too). Another's shared source is refused, a private one not found."""
     require(engine, actor, Action.TAKEDOWN, f"source:{name}")
     record = engine.store.get_source(name, actor.org_id)
     if record is None:
@@ -92,7 +96,15 @@ def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownRecei
     if record.owner_org != actor.org_id and not (
         actor.platform and record.visibility == Visibility.SHARED
     ):
-        record = engine.owned_source(name, actor.org_id)  # refused: another's shared source
+        return engine.owned_source(name, actor.org_id)  # refused: another's shared source
+    return record
+
+
+@translates_store_errors
+@holds_writers
+def takedown_source(engine: FaceTrace, actor: Actor, name: str) -> TakedownReceipt:
+    """Take down source ``name``: block it, then delete what only it held."""
+    record = target_source(engine, actor, name)
     repo = GovernanceStore(engine.store.engine)
     before = repo.counts()
     engine.store.set_source_status(record.id, SourceStatus.BLOCKED)

@@ -128,6 +128,8 @@ def submit(
     else:
         source = request.get("source")
         require(engine, actor, NEEDS[kind], f"source:{source}" if source else None)
+    if kind is TaskKind.TAKEDOWN_SOURCE:  # not this organisation's to take down: refused now
+        takedown.target_source(engine, actor, str(request.get("source")))
     if kind is TaskKind.INGEST_URLS:
         engine.source(str(request.get("source")), org=actor.org_id)  # unknown or blocked
         if not request.get("urls"):
