@@ -137,11 +137,12 @@ def test_audit_chain_detects_every_tampering(
             conn.exec_driver_sql(f"UPDATE audit_log SET hash = '{'0' * 64}' WHERE seq = {seq}")
         elif tamper == "delete":
             conn.exec_driver_sql(f"DELETE FROM audit_log WHERE seq = {seq}")
-        elif tamper == "swap" and n >= 2:
+        elif tamper == "swap" and n >= 2:  # reorder the chain: its numbers are org_seq
             other = seq % n + 1
-            conn.exec_driver_sql(f"UPDATE audit_log SET seq = -1 WHERE seq = {seq}")
-            conn.exec_driver_sql(f"UPDATE audit_log SET seq = {seq} WHERE seq = {other}")
-            conn.exec_driver_sql(f"UPDATE audit_log SET seq = {other} WHERE seq = -1")
+            swap = "UPDATE audit_log SET org_seq = {} WHERE org_seq = {}"
+            conn.exec_driver_sql(swap.format(-1, seq))
+            conn.exec_driver_sql(swap.format(seq, other))
+            conn.exec_driver_sql(swap.format(other, -1))
     engine.dispose()
     report = AuditLog(store.engine).verify(head)
     store.close()
