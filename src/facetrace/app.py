@@ -717,5 +717,5 @@ class FaceTrace:
     def stats(self, org: int | None = None) -> Stats:
         """Sizes of the gallery, or of what organisation ``org`` sees."""
         if org is not None and self.store.hides_sources_from(org):
-            return self.store.stats(indexed=0, org=org)
+            return self.store.visible_stats(org)
         return self.store.stats(indexed=self.index.count())

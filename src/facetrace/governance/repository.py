@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from facetrace.errors import AuditError, ConflictError, StoreError
 from facetrace.governance import schema as gs
 from facetrace.store import schema
-from facetrace.store.repository import JobStatus, utc, visible_to
+from facetrace.store.repository import JobStatus, photos_seen_by, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -709,17 +709,13 @@ class GovernanceStore:
     def as_seen_by(self, photo_ids: Sequence[int], org: int) -> tuple[set[int], int]:
         """Of ``photo_ids``, those organisation ``org`` still sees, and how many faces the
         others (hidden from it) hold."""
-        s, src, f = schema.sightings, schema.sources, schema.faces
+        s, f = schema.sightings, schema.faces
         seen: set[int] = set()
         hidden_faces = 0
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(photo_ids))):
                 seen |= set(
-                    conn.execute(
-                        select(s.c.photo_id)
-                        .join(src, src.c.id == s.c.source_id)
-                        .where(s.c.photo_id.in_(chunk), visible_to(org))
-                    ).scalars()
+                    conn.execute(photos_seen_by(org).where(s.c.photo_id.in_(chunk))).scalars()
                 )
                 hidden = [p for p in chunk if p not in seen]
                 if hidden:

@@ -18,7 +18,17 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from facetrace import faults
@@ -61,6 +71,13 @@ def visible_to(org: int) -> ColumnElement[bool]:
     """The sources whose photos organisation ``org`` sees: its own and the shared ones."""
     src = schema.sources
     return or_(src.c.owner_org == org, src.c.visibility == Visibility.SHARED.value)
+
+
+def photos_seen_by(org: int) -> Select[Any]:
+    """The ids of the photos organisation ``org`` sees: those with a sighting in one of
+    the sources it sees (a photo may appear once per sighting)."""
+    s, src = schema.sightings, schema.sources
+    return select(s.c.photo_id).join(src, src.c.id == s.c.source_id).where(visible_to(org))
 
 
 class JobStatus(StrEnum):
@@ -632,10 +649,9 @@ class Store:
 
     def count_visible_faces(self, org: int) -> int:
         """Faces in photos that organisation ``org`` sees."""
-        f, s, src = schema.faces, schema.sightings, schema.sources
-        seen = select(s.c.photo_id).join(src, src.c.id == s.c.source_id).where(visible_to(org))
+        f = schema.faces
         with self.engine.connect() as conn:
-            query = select(func.count()).select_from(f).where(f.c.photo_id.in_(seen))
+            query = select(func.count()).select_from(f).where(f.c.photo_id.in_(photos_seen_by(org)))
             return int(conn.execute(query).scalar() or 0)
 
     def embeddings(self, face_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
@@ -691,23 +707,20 @@ class Store:
                 t for t in conn.execute(select(schema.faces.c.thumbnail)).scalars() if t is not None
             }
 
-    def stats(self, indexed: int, org: int | None = None) -> Stats:
-        """Row counts: of everything, or of what organisation ``org`` sees (``indexed``
-        is then the faces it sees)."""
-        if org is not None:
-            s, src = schema.sightings, schema.sources
-            seen = select(s.c.photo_id).join(src, src.c.id == s.c.source_id).where(visible_to(org))
-            with self.engine.connect() as conn:
-                n_sources = conn.execute(
-                    select(func.count()).select_from(src).where(visible_to(org))
-                ).scalar()
-                n_photos = conn.execute(
-                    select(func.count())
-                    .select_from(schema.photos)
-                    .where(schema.photos.c.id.in_(seen))
-                ).scalar()
-            faces = self.count_visible_faces(org)
-            return Stats(int(n_sources or 0), int(n_photos or 0), faces, faces)
+    def visible_stats(self, org: int) -> Stats:
+        """Row counts of what organisation ``org`` sees; ``indexed`` is the faces it sees."""
+        src, photos = schema.sources, schema.photos
+        with self.engine.connect() as conn:
+            n_sources = conn.execute(
+                select(func.count()).select_from(src).where(visible_to(org))
+            ).scalar()
+            n_photos = conn.execute(
+                select(func.count()).select_from(photos).where(photos.c.id.in_(photos_seen_by(org)))
+            ).scalar()
+        faces = self.count_visible_faces(org)
+        return Stats(int(n_sources or 0), int(n_photos or 0), faces, faces)
+
+    def stats(self, indexed: int) -> Stats:
         with self.engine.connect() as conn:
             n_sources = conn.execute(select(func.count()).select_from(schema.sources)).scalar()
             n_photos = conn.execute(select(func.count()).select_from(schema.photos)).scalar()
