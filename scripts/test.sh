@@ -7,6 +7,8 @@
 #   - Debian's postgresql (installed if missing) and a throwaway PostgreSQL server on
 #     127.0.0.1 in a temporary folder (scripts/pg_server.py), stopped and deleted
 #     afterwards: the store, governance, audit and jobs tests run on it as well;
+#   - Debian's chromium (the web UI's browser tests drive it with Playwright; no browser
+#     is downloaded) and poppler-utils (pdftotext reads the case reports back);
 #   - ruff (lint + format check), mypy on src/, and pytest.
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
@@ -18,10 +20,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,milvus,postgres]"
+DEBIAN_NEEDS=()
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
-    echo "== installing Debian postgresql"
+    DEBIAN_NEEDS+=(postgresql)
+fi
+command -v chromium >/dev/null 2>&1 || DEBIAN_NEEDS+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || DEBIAN_NEEDS+=(poppler-utils)
+if [ ${#DEBIAN_NEEDS[@]} -gt 0 ]; then
+    echo "== installing Debian ${DEBIAN_NEEDS[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${DEBIAN_NEEDS[@]}" >/dev/null
 fi
 
 echo "== ruff"
@@ -31,5 +39,6 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest (with Milvus and PostgreSQL servers on 127.0.0.1)"
 export FACETRACE_REQUIRE_POSTGRES=1  # a PostgreSQL run that cannot start fails, never skips
+export FACETRACE_REQUIRE_BROWSER=1  # so do the browser tests without Chromium
 exec .venv/bin/python scripts/milvus_server.py run -- \
     .venv/bin/python scripts/pg_server.py run -- .venv/bin/python -m pytest -q "$@"

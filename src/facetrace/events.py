@@ -270,6 +270,17 @@ class AuditExported(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CaseReportExported(Event):
+    """A case's report (PDF) was made: the searches it shows, and the case's audit
+    entries before this one."""
+
+    kind: ClassVar[str] = "case.report"
+    case_id: str
+    searches: int
+    entries: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class PeopleReclustered(Event):
     """Every face grouped again; human decisions kept."""
 

@@ -30,6 +30,7 @@ from tests.api.test_api_access import ENDPOINTS, judge
 from tests.conftest import FR, JOHNS
 from tests.governance.conftest import ADMIN
 from tests.governance.test_access import expected_actions
+from tests.governance.test_cases import pdf_text
 
 ORGS = ["platform", "acme", "beta"]
 ROLES = ["admin", "investigator", "auditor"]
@@ -215,6 +216,29 @@ def test_each_organisation_audits_its_own_chain(world: World) -> None:
                 ).json()
                 assert theirs["entries"] == []
     assert len({h["hash"] for h in heads.values()}) == 3  # three chains
+
+
+def test_another_organisations_case_is_not_found_and_no_case_leaks(
+    world: World, tmp_path: Path
+) -> None:
+    for path in ("/v1/cases/{}", "/v1/cases/{}/report"):
+        theirs = world.call("acme", "auditor", "GET", path.format("SECRET-beta-CASE"))
+        missing = world.call("acme", "auditor", "GET", path.format("no-such-case"))
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json()["error"]["message"].replace("SECRET-beta-CASE", "X") == (
+            missing.json()["error"]["message"].replace("no-such-case", "X")
+        )
+    listed = {c["case_id"] for c in world.call("acme", "investigator", "GET", "/v1/cases").json()}
+    assert "SECRET-acme-CASE" in listed
+    assert not listed & {"SECRET-beta-CASE", "SECRET-platform-CASE"}
+    own = world.call("acme", "auditor", "GET", "/v1/cases/SECRET-acme-CASE")
+    assert own.status_code == 200  # the control: an organisation reads its own case
+    assert own.json()["searches"][0]["reason"] == "SECRET-acme-REASON"
+    report = world.call("acme", "auditor", "GET", "/v1/cases/SECRET-acme-CASE/report")
+    assert report.status_code == 200
+    shown = own.text + pdf_text(report.content, tmp_path / "acme.pdf")  # the PDF is compressed
+    assert "SECRET-acme-REASON" in shown
+    assert not [s for s in _forbidden_text("acme") if s in shown]
 
 
 def test_only_platform_admins_manage_organisations(world: World) -> None:

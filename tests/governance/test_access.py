@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,11 +25,12 @@ EXPECTED: dict[Role, set[Action]] = {
     Role.INVESTIGATOR: {
         Action.SEARCH,
         Action.VERIFY,
+        Action.CASES_READ,
         Action.MATCH_CONFIRM,
         Action.PEOPLE_VIEW,
         Action.PEOPLE_EDIT,
     },
-    Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY},
+    Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CASES_READ},
     Role.PUBLIC: set(),
 }
 # What only the platform organisation's users may do, whatever their role allows.
@@ -162,6 +164,9 @@ COMMANDS: list[tuple[tuple[str, ...], list[str], Action | str | None]] = [
     (("audit", "head"), [], Action.AUDIT_VERIFY),
     (("audit", "verify"), [], Action.AUDIT_VERIFY),
     (("audit", "export"), ["--case", "C1"], Action.AUDIT_READ),
+    (("case", "list"), [], Action.CASES_READ),
+    (("case", "show"), ["C1"], Action.CASES_READ),
+    (("case", "report"), ["C1", "--out", os.devnull], Action.CASES_READ),
     (("users", "list"), [], Action.USERS_MANAGE),
     (("users", "add"), ["zed", "--role", "auditor"], Action.USERS_MANAGE),
     (("users", "revoke"), ["nobody"], Action.USERS_MANAGE),

@@ -8,12 +8,10 @@ typed result as JSON; permissions, events and errors are the operations'.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, Security, UploadFile
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
@@ -25,12 +23,13 @@ from facetrace.api.security import TOKEN_HEADER, BodyLimit
 from facetrace.app import FaceTrace
 from facetrace.config import Settings
 from facetrace.errors import AccessDeniedError, UsageError
-from facetrace.governance import access, confirm, optout, retention, sessions
-from facetrace.governance.access import PUBLIC, Actor
+from facetrace.governance import access, confirm, retention, sessions
+from facetrace.governance.access import Actor
 from facetrace.governance.audit import AuditHead
 from facetrace.identity import people
 from facetrace.operations.tasks import TaskKind
 from facetrace.vision.analyzer import FaceAnalyzer
+from facetrace.web import pages as web
 
 API_KEY = APIKeyHeader(
     name=TOKEN_HEADER,
@@ -173,8 +172,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_upload_bytes)
-    errors.install(app)
+    errors.install(app, pages=web.error_page)
     _routes(app)
+    web.install(app)
     return app
 
 
@@ -385,6 +385,30 @@ def _routes(app: FastAPI) -> None:
         """One case's entries with their hashes; the export is audited."""
         return (await rt.run(ops.audit.export, actor, case_id)).to_dict()
 
+    @app.get("/v1/cases", tags=["cases"])
+    async def cases_list(rt: RT, actor: SignedIn) -> list[dict[str, Any]]:
+        """Your organisation's cases with a search or a confirmation, latest first."""
+        return [c.to_dict() for c in await rt.run(ops.cases.list_cases, actor)]
+
+    @app.get("/v1/cases/{case_id}", tags=["cases"])
+    async def cases_show(case_id: str, rt: RT, actor: SignedIn) -> dict[str, Any]:
+        """One case: its searches (who, when, why, the probe's SHA-256) with their
+        matches' provenance and calibrated false-match rates, its confirmations, and
+        the audit chain's head and check."""
+        return (await rt.run(ops.cases.show, actor, case_id)).to_dict()
+
+    @app.get("/v1/cases/{case_id}/report", tags=["cases"], response_class=Response)
+    async def cases_report(case_id: str, rt: RT, actor: SignedIn) -> Response:
+        """The case report (PDF), with the audit chain's head and how to check it;
+        making it is audited."""
+        pdf = await rt.run(ops.cases.report, actor, case_id)
+        name = ops.cases.report_filename(case_id)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
     # --- users and keys -----------------------------------------------------------------
 
     @app.get("/v1/users", tags=["access"])
@@ -504,15 +528,7 @@ def _routes(app: FastAPI) -> None:
         """Ask to be removed, without an account: your faces are deleted and future
         photos of you are neither stored nor returned by searches. The answer has the
         same shape, and comes after the same time, whether or not you were found."""
-        started = time.monotonic()
-        rt.limits.optout_per_address.check(client_address(request))
-        try:
-            data = await _photo(photo)
-            return (await rt.run(optout.request_optout, PUBLIC, data)).to_dict()
-        finally:
-            wait = rt.settings.public_optout_seconds - (time.monotonic() - started)
-            if wait > 0:
-                await anyio.sleep(wait)
+        return (await rt.public_optout(client_address(request), await _photo(photo))).to_dict()
 
     @app.get("/v1/index", tags=["gallery"])
     async def index_stats(rt: RT, actor: SignedIn) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from facetrace.errors import (
@@ -108,39 +108,52 @@ def status_of(exc: FaceTraceError) -> tuple[int, str]:
     return 500, "internal"
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers: facetrace errors, HTTP errors, validation, the rest."""
+PageRenderer = Callable[[Request, int, str, str], Response | None]
+"""Renders an error as a web page for the requests it claims (None: answer in JSON)."""
+
+
+def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
+    """Register the handlers: facetrace errors, HTTP errors, validation, the rest. Each
+    decides the status, code and message once; ``pages`` may render them as HTML."""
+
+    def answer(
+        request: Request,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        page = pages(request, status, code, message) if pages is not None else None
+        if page is not None:
+            return page
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
     @app.exception_handler(FaceTraceError)
-    async def facetrace_error(request: Request, exc: FaceTraceError) -> JSONResponse:
+    async def facetrace_error(request: Request, exc: FaceTraceError) -> Response:
         status, code = status_of(exc)
         message = str(exc)
         if status == 500:
             message = _log_unexpected(exc)
-        return JSONResponse(error_body(code, message), status_code=status)
+        return answer(request, status, code, message)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "error")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-        )
+        return answer(request, exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         parts = []
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}")
-        return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
+        return answer(request, 422, "invalid_request", "; ".join(parts))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         if is_storage_full(exc):
-            return JSONResponse(
-                error_body("storage_full", "no space left on the server's disk"), status_code=507
-            )
-        return JSONResponse(error_body("internal", _log_unexpected(exc)), status_code=500)
+            return answer(request, 507, "storage_full", "no space left on the server's disk")
+        return answer(request, 500, "internal", _log_unexpected(exc))
 
 
 def _log_unexpected(exc: BaseException) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from fastapi import Request
 
@@ -17,8 +19,8 @@ from facetrace.api.security import RateLimiter, bearer_token
 from facetrace.app import FaceTrace, ProbePhoto
 from facetrace.config import Settings
 from facetrace.errors import AccessDeniedError
-from facetrace.governance import access, sessions
-from facetrace.governance.access import Actor
+from facetrace.governance import access, optout, sessions
+from facetrace.governance.access import PUBLIC, Actor
 from facetrace.operations import tasks
 from facetrace.operations.tasks import TaskKind, TaskRecord
 
@@ -122,38 +124,55 @@ class Runtime:
 
         return await anyio.to_thread.run_sync(call)
 
+    async def public_optout(self, address: str, photo: bytes) -> optout.OptOutReceipt:
+        """A public opt-out request (no account): rate-limited per address, and answered
+        after the same time whether or not the person was found."""
+        started = time.monotonic()
+        self.limits.optout_per_address.check(address)
+        try:
+            return await self.run(optout.request_optout, PUBLIC, photo)
+        finally:
+            wait = self.settings.public_optout_seconds - (time.monotonic() - started)
+            if wait > 0:
+                await anyio.sleep(wait)
+
     async def analyse(self, photo: bytes) -> ProbePhoto:
         """Decode and analyse a probe photo in a worker thread, without the engine's lock:
         the costly part of a search runs on every core while others use the engine."""
         return await anyio.to_thread.run_sync(self.engine.read_probe, photo)
 
-    async def authenticate(self, request: Request) -> Actor:
+    async def authenticate(self, request: Request, *, csrf: str | None = None) -> Actor:
         """The actor a request speaks for: its API key, else its session cookie (and,
-        for a request that changes something, the session's CSRF token in a header);
-        401 or 403 (audited) otherwise."""
+        for a request that changes something, the session's CSRF token in a header,
+        or ``csrf`` from a web form); 401 or 403 (audited) otherwise."""
+        return (await self.identify(request, csrf=csrf))[0]
+
+    async def identify(self, request: Request, *, csrf: str | None = None) -> tuple[Actor, str]:
+        """:meth:`authenticate`, with the session's CSRF token for the pages to embed in
+        their forms (empty for an API key, which needs none)."""
         token = bearer_token(request.headers)
         cookie = request.cookies.get(SESSION_COOKIE)
         unsafe = request.method not in SAFE_METHODS
-        csrf = request.headers.get(CSRF_HEADER)
+        given = csrf if csrf is not None else request.headers.get(CSRF_HEADER)
 
         attempt = f"{request.method} {request.url.path}"
 
-        def check(engine: FaceTrace) -> Actor:
+        def check(engine: FaceTrace) -> tuple[Actor, str]:
             try:
                 if token:
-                    return access.authenticate(engine, token, "")
+                    return access.authenticate(engine, token, ""), ""
                 if not cookie:
                     raise AccessDeniedError("sign in, or send an API key (header X-API-Key)")
                 actor, expected = sessions.authenticate_session(engine, cookie)
             except AccessDeniedError as exc:
                 access.audit_refusal(engine, "unauthenticated", attempt, str(exc))
                 raise Unauthenticated(str(exc).removeprefix("access denied: ")) from None
-            if unsafe and not sessions.csrf_matches(expected, csrf):
+            if unsafe and not sessions.csrf_matches(expected, given):
                 access.audit_refusal(
                     engine, actor.label, attempt, "missing or wrong CSRF token", org=actor.org_id
                 )
                 raise AccessDeniedError(f"access denied: send the session's {CSRF_HEADER} header")
-            return actor
+            return actor, expected
 
         return await self.run(check)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from facetrace import operations as ops
-from facetrace.cli import bench, demo, index_cmd, jobs, people, sources
+from facetrace.cli import bench, cases, demo, index_cmd, jobs, people, sources
 from facetrace.cli import eval as eval_cmd
 from facetrace.cli import governance as governance_cli
 from facetrace.cli.common import (
@@ -35,6 +35,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(people.app, name="people")
+app.add_typer(cases.app, name="case")
 app.add_typer(index_cmd.index_app, name="index")
 app.command("demo")(demo.demo)
 governance_cli.mount(app)

@@ -71,6 +71,7 @@ class Action(StrEnum):
     OPTOUT = "optout"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
+    CASES_READ = "cases.read"
     USERS_MANAGE = "users.manage"
     KEYS_MANAGE = "keys.manage"
     RETENTION_RUN = "retention.run"
@@ -110,19 +111,21 @@ PLATFORM_ACTIONS: frozenset[Action] = frozenset(
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     # Admins run the installation: collection, takedowns, opt-outs, people and keys.
     Role.ADMIN: frozenset(Action),
-    # Investigators search and verify, take part in two-person confirmation, and
-    # group, correct and name the people their searches find.
+    # Investigators search and verify, read their organisation's cases, take part in
+    # two-person confirmation, and group, correct and name the people their searches
+    # find.
     Role.INVESTIGATOR: frozenset(
         {
             Action.SEARCH,
             Action.VERIFY,
+            Action.CASES_READ,
             Action.MATCH_CONFIRM,
             Action.PEOPLE_VIEW,
             Action.PEOPLE_EDIT,
         }
     ),
-    # Auditors read and check the trail, nothing else.
-    Role.AUDITOR: frozenset({Action.AUDIT_READ, Action.AUDIT_VERIFY}),
+    # Auditors read and check the trail and the cases it records, nothing else.
+    Role.AUDITOR: frozenset({Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CASES_READ}),
     # The public may only ask to be removed (an operation that needs no action).
     Role.PUBLIC: frozenset(),
 }

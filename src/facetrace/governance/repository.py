@@ -125,6 +125,19 @@ class Confirmation:
     confirmed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class CaseActivity:
+    """One case of an organisation: its searches (audit entries of one kind) and its
+    confirmations. ``last_search_at``: the latest search's ISO-8601 UTC time, as the
+    log holds it (None without a search)."""
+
+    case_id: str
+    searches: int
+    last_search_at: str | None
+    confirmations: int
+    last_confirmation_at: datetime | None
+
+
 def _opt_utc(value: datetime | None) -> datetime | None:
     return utc(value) if value is not None else None
 
@@ -192,6 +205,40 @@ class GovernanceStore:
             rows = conn.execute(query).all()
         return [AuditRow(r.org_seq, r.kind, r.at, r.actor, r.case_id, r.body, r.hash) for r in rows]
 
+    def case_activity(self, org_id: int, search_kind: str) -> list[CaseActivity]:
+        """``org_id``'s cases with a ``search_kind`` entry in its chain or a
+        confirmation, in no particular order."""
+        t, c = gs.audit_log, gs.match_confirmations
+        with self.engine.connect() as conn:
+            searched = conn.execute(
+                select(t.c.case_id, func.count(), func.max(t.c.at))
+                .where(t.c.org_id == org_id, t.c.kind == search_kind, t.c.case_id.is_not(None))
+                .group_by(t.c.case_id)
+            ).all()
+            confirmed = conn.execute(
+                select(
+                    c.c.case_id,
+                    func.count(),
+                    func.max(func.coalesce(c.c.confirmed_at, c.c.proposed_at)),
+                )
+                .where(c.c.org_id == org_id)
+                .group_by(c.c.case_id)
+            ).all()
+        searches: dict[str, tuple[int, str | None]] = {r[0]: (r[1], r[2]) for r in searched}
+        confirmations: dict[str, tuple[int, datetime | None]] = {
+            r[0]: (r[1], r[2]) for r in confirmed
+        }
+        out = []
+        for case in set(searches) | set(confirmations):
+            n_searches, last_search = searches.get(case, (0, None))
+            n_confirmations, last_confirmation = confirmations.get(case, (0, None))
+            out.append(
+                CaseActivity(
+                    case, n_searches, last_search, n_confirmations, _opt_utc(last_confirmation)
+                )
+            )
+        return out
+
     def audit_orgs(self) -> list[int]:
         """Organisations with at least one audit entry."""
         t = gs.audit_log
@@ -219,6 +266,12 @@ class GovernanceStore:
         t = gs.organisations
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.name == name)).first()
+        return OrgRecord(row.id, row.name, utc(row.created_at)) if row else None
+
+    def get_org_by_id(self, org_id: int) -> OrgRecord | None:
+        t = gs.organisations
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == org_id)).first()
         return OrgRecord(row.id, row.name, utc(row.created_at)) if row else None
 
     def list_orgs(self) -> list[OrgRecord]:
@@ -494,6 +547,29 @@ class GovernanceStore:
             confirmed_label=m["confirmed_label"],
             confirmed_at=_opt_utc(m["confirmed_at"]),
         )
+
+    def confirmations(self, case_id: str, org_id: int) -> list[Confirmation]:
+        """``org_id``'s proposals and confirmations in one case, oldest first."""
+        t = gs.match_confirmations
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t)
+                .where(t.c.org_id == org_id, t.c.case_id == case_id)
+                .order_by(t.c.proposed_at, t.c.id)
+            ).all()
+        return [
+            Confirmation(
+                face_id=r.face_id,
+                case_id=r.case_id,
+                proposed_by=r.proposed_by,
+                proposed_label=r.proposed_label,
+                proposed_at=utc(r.proposed_at),
+                confirmed_by=r.confirmed_by,
+                confirmed_label=r.confirmed_label,
+                confirmed_at=_opt_utc(r.confirmed_at),
+            )
+            for r in rows
+        ]
 
     def propose(
         self,

@@ -30,7 +30,7 @@ from facetrace.governance import (
 )
 from facetrace.governance.access import Action
 from facetrace.identity import people
-from facetrace.operations import audit, gallery, index, ingest, orgs, sources, tasks
+from facetrace.operations import audit, cases, gallery, index, ingest, orgs, sources, tasks
 from facetrace.operations.tasks import TaskKind
 
 
@@ -101,6 +101,9 @@ CATALOGUE: dict[str, Operation] = {
         Operation("audit.head", Action.AUDIT_VERIFY, audit.head),
         Operation("audit.verify", Action.AUDIT_VERIFY, audit.verify),
         Operation("audit.export", Action.AUDIT_READ, audit.export),
+        Operation("cases.list", Action.CASES_READ, cases.list_cases),
+        Operation("cases.show", Action.CASES_READ, cases.show),
+        Operation("cases.report", Action.CASES_READ, cases.report),
         Operation("orgs.add", Action.ORGS_MANAGE, orgs.add),
         Operation("orgs.list", Action.ORGS_MANAGE, orgs.list_orgs),
         Operation("users.add", Action.USERS_MANAGE, access.add_user),
@@ -132,6 +135,7 @@ __all__ = [
     "CATALOGUE",
     "Operation",
     "audit",
+    "cases",
     "gallery",
     "index",
     "ingest",

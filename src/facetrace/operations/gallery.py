@@ -11,6 +11,7 @@ from facetrace.types import SearchResult, Stats, VerifyResult
 
 if TYPE_CHECKING:
     from facetrace.app import FaceTrace, ProbePhoto
+    from facetrace.store.repository import FaceRecord
 
 
 def search(
@@ -52,9 +53,18 @@ def thumbnail(engine: FaceTrace, actor: Actor, face_id: int) -> bytes:
     """A stored face's thumbnail (JPEG bytes), for those who may search and see it."""
     require(engine, actor, Action.SEARCH, f"face:{face_id}")
     record = engine.store.faces([face_id], actor.org_id).get(face_id)
-    if record is None or not record.thumbnail:
+    data = read_thumbnail(engine, record) if record is not None else None
+    if data is None:
         raise NotFoundError(f"no thumbnail for face {face_id}")
+    return data
+
+
+def read_thumbnail(engine: FaceTrace, record: FaceRecord) -> bytes | None:
+    """A stored face's thumbnail (JPEG bytes), or None when it has none on disk. Only a
+    file inside the gallery's thumbnails folder is read. Checks no permission."""
+    if not record.thumbnail:
+        return None
     path = (engine.home / record.thumbnail).resolve()
     if not path.is_relative_to(engine.thumbs_dir.resolve()) or not path.is_file():
-        raise NotFoundError(f"no thumbnail for face {face_id}")
+        return None
     return path.read_bytes()
