@@ -19,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,milvus,postgres]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,milvus,postgres,ray]"
 DEBIAN_NEEDS=()
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
     DEBIAN_NEEDS+=(postgresql)

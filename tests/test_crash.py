@@ -44,12 +44,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, int, int]:
     return stats.photos, stats.faces, sightings
 
 
-@pytest.mark.parametrize("kill_after", [1, 9, 23])
+@pytest.mark.parametrize(
+    ("kill_after", "blob_store"), [(1, "folder"), (9, "folder"), (23, "folder"), (9, "database")]
+)
 def test_killed_ingest_rerun_leaves_no_duplicates_or_orphans(
-    tmp_path: Path, kill_after: int, reference: tuple[int, int, int]
+    tmp_path: Path, kill_after: int, blob_store: str, reference: tuple[int, int, int]
 ) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACETRACE_BLOB_STORE": blob_store}
     subprocess.run(_cli(home, "sources", "add", "johns", "--basis", "test"), check=True, env=env)
     proc = subprocess.Popen(
         _cli(home, "ingest", str(JOHNS), "--source", "johns", "--workers", "1"),
@@ -79,18 +81,18 @@ def test_killed_ingest_rerun_leaves_no_duplicates_or_orphans(
     files = list(iter_files([JOHNS]))
     ref_photos, ref_faces, ref_sightings = reference
     assert ref_sightings == len(files)
-    with FaceTrace.open(Settings(home=home)) as ft:
+    with FaceTrace.open(Settings(home=home, blob_store=blob_store)) as ft:  # type: ignore[arg-type]
         stats = ft.stats()
         assert (stats.photos, stats.faces) == (ref_photos, ref_faces)
         face_ids = sorted(ft.store.face_ids().tolist())
         assert len(face_ids) == len(set(face_ids)) == stats.faces
         # Every committed face is searchable, and nothing else is in the index.
         assert sorted(ft.index.ids().tolist()) == face_ids
-        # Every thumbnail referenced exists; no thumbnail file is unreferenced.
+        # Every thumbnail referenced exists; none is unreferenced (nor half-written).
         referenced = ft.store.thumbnails()
-        on_disk = {p.relative_to(home).as_posix() for p in (home / "thumbs").rglob("*.jpg")}
-        assert referenced == on_disk
-        assert not list((home / "thumbs").rglob("*.tmp"))
+        assert ft.blobs.names() == referenced
+        on_disk = {p.relative_to(home).as_posix() for p in home.glob("thumbs/**/*") if p.is_file()}
+        assert on_disk == (referenced if blob_store == "folder" else set())
     with sqlite3.connect(home / "facetrace.db") as conn:
         dupes = conn.execute(
             "SELECT count(*) FROM (SELECT sha256 FROM photos GROUP BY sha256 HAVING count(*) > 1)"

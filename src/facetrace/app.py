@@ -54,9 +54,10 @@ from facetrace.identity.repository import IdentityStore
 from facetrace.index.base import VectorIndex
 from facetrace.ingest.collect import InputKind, collect, input_kind
 from facetrace.ingest.fetch.policy import SourcePolicy
-from facetrace.ingest.pipeline import THUMBS_FOLDER, IngestPipeline, ItemOutcome
+from facetrace.ingest.pipeline import IngestPipeline, ItemOutcome
 from facetrace.ingest.tasks import PhotoTask, Refused
 from facetrace.search import rank_matches
+from facetrace.store.blobs import BlobStore, open_blobs
 from facetrace.store.repository import JobStatus, SourceRecord, SourceStatus, Store, Visibility
 from facetrace.types import IngestSummary, SearchResult, Stats, VerifyResult
 from facetrace.vision.analyzer import FaceAnalyzer, build_analyzer
@@ -115,6 +116,7 @@ class FaceTrace:
         analyzer: FaceAnalyzer,
         clock: Clock = utc_now,
         events: EventSink | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -123,6 +125,8 @@ class FaceTrace:
         self.clock = clock
         self.events: EventSink = events if events is not None else AuditLog(store.engine)
         self.home = settings.home
+        self.blobs: BlobStore = blobs if blobs is not None else open_blobs(settings, store.engine)
+        """Where thumbnails live (``settings.blob_store``); faces name them."""
 
     @classmethod
     def open(
@@ -202,20 +206,11 @@ class FaceTrace:
 
     # --- consistency -------------------------------------------------------
 
-    @property
-    def thumbs_dir(self) -> Path:
-        return self.home / THUMBS_FOLDER
-
-    def orphan_thumbnails(self) -> list[Path]:
-        """Files under the thumbnails folder that no stored face refers to."""
-        if not self.thumbs_dir.exists():
-            return []
-        referenced = self.store.thumbnails()
-        return [
-            p
-            for p in self.thumbs_dir.rglob("*")
-            if p.is_file() and p.relative_to(self.home).as_posix() not in referenced
-        ]
+    def orphan_thumbnails(self) -> list[str]:
+        """The names of the stored blobs that no stored face refers to, sorted (listed
+        before the references are read, so a blob committed meanwhile is not one)."""
+        stored = self.blobs.names()
+        return sorted(stored - self.store.thumbnails())
 
     def _unplaced(self) -> bool:
         repo = IdentityStore(self.store.engine)
@@ -238,7 +233,7 @@ class FaceTrace:
         """Make the index and thumbnails agree with the store (the source of truth).
 
         Adds committed faces missing from the index, removes index entries with
-        no face row, deletes thumbnail files no face refers to, and places faces in
+        no face row, deletes thumbnails (blobs) no face refers to, and places faces in
         people. While another process writes the embedded index (an ingest), what
         looks out of step is its work in flight, and nothing is touched.
         """
@@ -269,10 +264,8 @@ class FaceTrace:
             return ReconcileReport(0, 0, 0)
         removed = self.index.remove(orphans) if orphans.size else 0
         added = self.index_from_store(missing)
-        thumbs_removed = 0
-        for path in self.orphan_thumbnails():  # again, now that no one else writes
-            path.unlink(missing_ok=True)
-            thumbs_removed += 1
+        # Again, now that no one else writes.
+        thumbs_removed = self.blobs.delete(self.orphan_thumbnails())
         if removed or added:
             try:
                 self.index.save()
@@ -463,8 +456,10 @@ class FaceTrace:
         org: int = PLATFORM_ORG,
         job_id: int | None = None,
         skip: frozenset[str] = frozenset(),
+        cluster: str | None = None,
     ) -> IngestSummary:
-        """Ingest photo tasks into ``org``'s ``source``; per-item errors are in the summary."""
+        """Ingest photo tasks into ``org``'s ``source``; per-item errors are in the summary.
+        With ``cluster`` (``auto`` or ``ray://HOST:PORT``) the analyses run on a Ray cluster."""
         record = self.source(source, org)
         gate = IngestGate(self.store, record)
         pipeline = IngestPipeline(
@@ -473,6 +468,7 @@ class FaceTrace:
             index=self.index,
             analyzer=self.analyzer,
             home=self.home,
+            blobs=self.blobs,
             clock=self.clock,
             suppression=LiveSuppression(
                 self.store, self.settings, self.analyzer.model_id, self.analyzer.embedder.dim
@@ -481,7 +477,13 @@ class FaceTrace:
         )
         with self.writing():
             summary = pipeline.run(
-                tasks, record, workers=workers, on_item=on_item, job_id=job_id, skip=skip
+                tasks,
+                record,
+                workers=workers,
+                on_item=on_item,
+                job_id=job_id,
+                skip=skip,
+                cluster=cluster,
             )
         assign_new(self)
         for host, items in sorted(gate.refused.items()):
@@ -514,9 +516,10 @@ class FaceTrace:
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
         org: int = PLATFORM_ORG,
+        cluster: str | None = None,
     ) -> IngestSummary:
         """Ingest photos, folders (recursively), URL lists or WARC archives into ``org``'s
-        ``source``.
+        ``source`` (analysed on the Ray cluster ``cluster``, if given).
 
         The run is recorded as a job; if it is interrupted, :meth:`resume_job`
         finishes it without redoing the items already done.
@@ -525,7 +528,9 @@ class FaceTrace:
         kind = input_kind(paths)
         spec = {"kind": kind.value, "paths": [str(Path(p).resolve()) for p in paths]}
         job_id = self.store.create_job(record.id, kind.value, spec, self.clock())
-        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, org, frozenset())
+        return self._run_job(
+            job_id, kind, paths, record, workers, on_item, actor, org, frozenset(), cluster
+        )
 
     def resume_job(
         self,
@@ -535,6 +540,7 @@ class FaceTrace:
         on_item: Callable[[ItemOutcome], None] | None = None,
         actor: str = "local",
         org: int = PLATFORM_ORG,
+        cluster: str | None = None,
     ) -> IngestSummary:
         """Finish an interrupted ingest job of ``org``'s: items already done are skipped
         unread. Another organisation's job is not found."""
@@ -548,7 +554,9 @@ class FaceTrace:
         skip = frozenset(self.store.job_done_keys(job_id))
         kind = InputKind(job.spec["kind"])
         self.store.set_job_status(job_id, JobStatus.RUNNING, self.clock())
-        return self._run_job(job_id, kind, paths, record, workers, on_item, actor, org, skip)
+        return self._run_job(
+            job_id, kind, paths, record, workers, on_item, actor, org, skip, cluster
+        )
 
     def _run_job(
         self,
@@ -561,6 +569,7 @@ class FaceTrace:
         actor: str,
         org: int,
         skip: frozenset[str],
+        cluster: str | None,
     ) -> IngestSummary:
         policy = SourcePolicy.from_source(record.policy)
         tasks = collect(
@@ -576,6 +585,7 @@ class FaceTrace:
                 org=org,
                 job_id=job_id,
                 skip=skip,
+                cluster=cluster,
             )
         except BaseException as exc:
             # A full disk may refuse this too; a resume accepts a job left "running".
@@ -642,7 +652,7 @@ class FaceTrace:
         results = rank_matches(
             index=self.index,
             store=self.store,
-            home=self.home,
+            locate=self.blobs.locate,
             probes=probes,
             top_k=k,
             threshold=self.match_threshold,

@@ -67,6 +67,17 @@ class FmrScope(StrEnum):
     """The rate over all impostor pairs of the calibration set."""
 
 
+class BlobStoreKind(StrEnum):
+    """Where face thumbnails (and any other blobs) live; see docs/blobs.md."""
+
+    AUTO = "auto"
+    """``database`` when the metadata is in a database server (PostgreSQL), else ``folder``."""
+    FOLDER = "folder"
+    """Files under ``blob_dir`` (default: the home folder)."""
+    DATABASE = "database"
+    """Rows of the metadata database's ``blobs`` table."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its unit. Environment: ``FACETRACE_<NAME>``."""
 
@@ -79,6 +90,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the metadata store; default: SQLite file in home.",
+    )
+    blob_store: BlobStoreKind = Field(
+        default=BlobStoreKind.AUTO,
+        description="Where thumbnails live: 'folder' (files under blob_dir), 'database' (the "
+        "metadata database's blobs table, which every node reaches) or 'auto' (database "
+        "with PostgreSQL, folder with SQLite). See docs/blobs.md.",
+    )
+    blob_dir: Path | None = Field(
+        default=None,
+        description="Folder holding the blobs when blob_store is folder (thumbnails under "
+        "<blob_dir>/thumbs); default: home. With several nodes, a folder every node mounts.",
     )
 
     # --- index ---------------------------------------------------------------
@@ -117,7 +139,7 @@ class Settings(BaseSettings):
     embed_flip: bool = Field(
         default=True,
         description="Average each face's descriptor with its mirror image's (2 descriptors "
-        "per face; see README 'Accuracy').",
+        "per face; see docs/accuracy.md).",
     )
     embed_jitter: int = Field(
         default=0,
@@ -276,6 +298,21 @@ class Settings(BaseSettings):
         gt=0,
         le=24 * 30,
         description="How long a signed-in session lasts.",
+    )
+    task_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="How often an API process looks in the task table for tasks that "
+        "another process accepted, or left running when it died.",
+    )
+    task_lease_seconds: float = Field(
+        default=60.0,
+        ge=5,
+        le=3600,
+        description="A running task's claim lasts this long unless its process renews it "
+        "(4 times per lease); a task whose claim has run out belonged to a process that "
+        "died, and another process runs it.",
     )
     public_optout_seconds: float = Field(
         default=2.0,

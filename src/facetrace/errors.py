@@ -16,6 +16,7 @@ a future HTTP API only ever handle these::
     │   └── ModelMismatchError      embeddings from different models would mix
     ├── StoreError                  the metadata store failed or is inconsistent
     ├── StorageFullError            the disk holding the gallery is full
+    ├── ClusterError                the compute cluster is unreachable or lost a task
     ├── IndexBackendError           a vector index backend failed
     │   └── IndexBusyError          another process is writing the embedded index
     ├── NotFoundError               a named thing does not exist
@@ -89,6 +90,11 @@ class IndexBusyError(IndexBackendError):
 
 class StorageFullError(FaceTraceError):
     """The disk holding the gallery ran out of space; what was acknowledged is kept."""
+
+
+class ClusterError(FaceTraceError):
+    """The compute cluster (Ray) could not be reached, or could not run a task even after
+    retrying it on other nodes."""
 
 
 def is_storage_full(exc: BaseException) -> bool:

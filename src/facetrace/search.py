@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +42,7 @@ def rank_matches(
     *,
     index: VectorIndex,
     store: Store,
-    home: Path,
+    locate: Callable[[str], str],
     probes: list[tuple[BBox, float, np.ndarray]],
     top_k: int,
     threshold: float,
@@ -54,6 +53,8 @@ def rank_matches(
     gallery_size: int | None = None,
 ) -> tuple[ProbeFace, ...]:
     """Search each probe face ``(bbox, quality, (dim,) embedding)``; best match first.
+
+    ``locate`` maps a thumbnail's name to where it is found (a match's ``thumbnail``).
 
     ``false_match_rate`` and ``worst_group_false_match_rate`` map a distance to
     the calibrated rate over all impostor pairs and in the demographic group
@@ -103,7 +104,7 @@ def rank_matches(
                     score=similarity(float(dist), threshold),
                     bbox=rec.bbox,
                     provenance=rec.provenance,
-                    thumbnail=str(home / rec.thumbnail) if rec.thumbnail else None,
+                    thumbnail=locate(rec.thumbnail) if rec.thumbnail else None,
                     false_match_rate=fmr,
                     expected_false_matches=fmr * gallery if fmr is not None else None,
                     worst_group_false_match_rate=worst,

@@ -45,10 +45,9 @@ def test_doctor_finds_and_repairs_damage(open_engine: Callable[..., FaceTrace]) 
     # 1. a face whose vector is gone from the index, and a vector with no face
     ft.index.remove(np.array(ids[:1]))
     ft.index.add(np.array([999_999]), ft.store.embeddings(ids[1:2], 128)[ids[1]][None, :])
-    # 2. an orphan thumbnail file
-    stray = ft.thumbs_dir / "zz" / "stray.jpg"
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"\xff\xd8 not referenced")
+    # 2. an orphan thumbnail (a file, or a blobs row on PostgreSQL)
+    stray = "thumbs/zz/stray.jpg"
+    ft.blobs.put({stray: b"\xff\xd8 not referenced"})
     # 3. an edited audit row
     with ft.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
@@ -79,7 +78,7 @@ def test_doctor_finds_and_repairs_damage(open_engine: Callable[..., FaceTrace]) 
     assert found[Check.UNPLACED_FACES] == (1, 0)
     assert found[Check.EMPTY_PEOPLE][0] >= 1
     assert found[Check.UNFINISHED_JOBS] == (1, 0)
-    assert stray.exists()  # looking changes nothing
+    assert ft.blobs.get(stray) is not None  # looking changes nothing
 
     repaired = examine(ft, ADMIN, repair=True)
     done = {f.check: f for f in repaired.findings}
@@ -93,7 +92,7 @@ def test_doctor_finds_and_repairs_damage(open_engine: Callable[..., FaceTrace]) 
         Check.EMPTY_PEOPLE,
     ):
         assert done[check].remaining == 0, done[check]
-    assert not stray.exists()
+    assert ft.blobs.get(stray) is None
     # What cannot be repaired is said, not hidden.
     assert done[Check.AUDIT_CHAIN].remaining and not done[Check.AUDIT_CHAIN].repairable
     assert "never rewritten" in done[Check.AUDIT_CHAIN].advice
@@ -121,8 +120,8 @@ def test_doctor_command_exits_1_while_problems_remain(
 ) -> None:
     ft = _gallery(open_engine)
     home = ft.home
-    stray = ft.thumbs_dir / "stray.jpg"
-    stray.write_bytes(b"x")
+    stray = "thumbs/stray.jpg"
+    ft.blobs.put({stray: b"x"})
     ft.close()
     runner = CliRunner()
     env = {
@@ -132,7 +131,7 @@ def test_doctor_command_exits_1_while_problems_remain(
     # Opening the gallery runs the cheap repairs (an orphan thumbnail is one of them).
     healthy = runner.invoke(app, ["--home", str(home), "doctor", "--json"], env=env)
     assert healthy.exit_code == 0, healthy.output
-    assert not stray.exists()
+    assert ft.blobs.get(stray) is None
     with (
         FaceTrace.open(ft.settings, analyzer=ft.analyzer) as again,
         again.store.engine.begin() as c,

@@ -71,6 +71,7 @@ def test_optout_deletes_suppresses_and_filters(
         index=ft.index,
         analyzer=ft.analyzer,
         home=ft.home,
+        blobs=ft.blobs,
         clock=ft.clock,
     )
     bypass.run([task(close[0], "/bypass.jpg")], ft.source("s"), workers=1)

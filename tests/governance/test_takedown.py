@@ -45,8 +45,13 @@ def _occurrences(home: Path, needle: bytes) -> dict[str, int]:
 
 
 @pytest.mark.sqlite_only
-def test_host_takedown_leaves_no_hit_and_no_bytes(open_engine: Callable[..., FaceTrace]) -> None:
-    ft = open_engine()
+@pytest.mark.parametrize("blob_store", ["folder", "database"])
+def test_host_takedown_leaves_no_hit_and_no_bytes(
+    open_engine: Callable[..., FaceTrace], blob_store: str
+) -> None:
+    """With blob_store=database the thumbnail's bytes are in the SQLite file until the
+    takedown, and not after it."""
+    ft = open_engine(blob_store=blob_store)
     ft.add_source("web", lawful_basis="test", kind="url-list")
     canary_photo = JOHNS / "John_Simm" / "000288_00470387.jpg"
     shared_photo = FR / "obama.jpg"
@@ -70,12 +75,16 @@ def test_host_takedown_leaves_no_hit_and_no_bytes(open_engine: Callable[..., Fac
     canary_faces = _face_ids_of(ft, canary_sha)
     assert len(canary_faces) == 1
     embedding = ft.store.embeddings(canary_faces, 128)[canary_faces[0]].copy()
-    thumb = ft.home / next(iter(ft.store.faces(canary_faces).values())).thumbnail  # type: ignore[operator]
-    thumb_bytes = thumb.read_bytes()
+    thumb = next(iter(ft.store.faces(canary_faces).values())).thumbnail
+    assert thumb is not None
+    thumb_bytes = ft.blobs.get(thumb)
+    assert thumb_bytes is not None
     ft.index.save()
     # The canaries are on disk before the takedown (so the checks below can fail).
     assert _occurrences(ft.home, CANARY.encode())
     assert _occurrences(ft.home, embedding.tobytes())
+    assert _occurrences(ft.home, thumb_bytes[-256:])
+    assert (ft.home / thumb).is_file() == (blob_store == "folder")
 
     receipt = takedown_host(ft, ADMIN, "canary-host.example")
 
@@ -89,7 +98,8 @@ def test_host_takedown_leaves_no_hit_and_no_bytes(open_engine: Callable[..., Fac
     assert _occurrences(ft.home, CANARY.encode()) == {}
     assert _occurrences(ft.home, embedding.tobytes()) == {}
     assert _occurrences(ft.home, thumb_bytes[-256:]) == {}
-    assert not thumb.exists()
+    assert ft.blobs.get(thumb) is None and not (ft.home / thumb).exists()
+    assert receipt.removed["thumbnails"] == 1
     wal = Path(str(ft.home / "facetrace.db") + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0 or CANARY.encode() not in wal.read_bytes()
     # The shared photo stays, with only its other provenance.
@@ -132,6 +142,8 @@ def test_source_takedown_keeps_shared_photos_and_blocks_source(
     bad_faces = _face_ids_of(ft, hashlib.sha256(only_bad.read_bytes()).hexdigest())
     bad_photo = ft.store.photo_id_by_sha(hashlib.sha256(only_bad.read_bytes()).hexdigest())
     bad_id = ft.store.get_source("bad").id  # type: ignore[union-attr]
+    bad_thumbs = {f.thumbnail for f in ft.store.faces(bad_faces).values()}
+    assert None not in bad_thumbs and bad_thumbs <= ft.blobs.names()
     with ft.store.engine.connect() as conn:
         bad_sightings = sorted(
             r[0] for r in conn.exec_driver_sql(f"SELECT id FROM sightings WHERE source_id={bad_id}")
@@ -144,6 +156,10 @@ def test_source_takedown_keeps_shared_photos_and_blocks_source(
     assert not np.isin(bad_faces, ft.index.ids()).any()
     assert _occurrences(ft.home, CANARY.encode()) == {}
     assert receipt.removed["sightings"] == 2 and receipt.photos_kept == 1
+    # Its thumbnails are gone from the blob store (files, or blobs rows on PostgreSQL).
+    assert receipt.removed["thumbnails"] == len(bad_thumbs) and receipt.storage_scrubbed
+    assert not bad_thumbs & ft.blobs.names()
+    assert ft.blobs.names() == ft.store.thumbnails()
     # The hash is of the canonical JSON of the sorted removed ids (checkable by the requester).
     sightings_left = ft.store.faces([int(i) for i in ft.store.face_ids()])
     assert all(p.source == "good" for f in sightings_left.values() for p in f.provenance)

@@ -8,6 +8,7 @@ typed result as JSON; permissions, events and errors are the operations'.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -21,7 +22,7 @@ from facetrace.api import errors
 from facetrace.api.runtime import SESSION_COOKIE, Limits, Runtime, client_address, runtime
 from facetrace.api.security import TOKEN_HEADER, BodyLimit
 from facetrace.app import FaceTrace
-from facetrace.config import Settings
+from facetrace.config import IndexBackend, Settings
 from facetrace.errors import AccessDeniedError, UsageError
 from facetrace.governance import access, confirm, retention, sessions
 from facetrace.governance.access import Actor
@@ -176,6 +177,33 @@ def create_app(
     _routes(app)
     web.install(app)
     return app
+
+
+SETTINGS_VARIABLE = "_FACETRACE_SERVE_SETTINGS"
+"""How ``facetrace serve --workers N`` hands its settings to each worker process."""
+
+
+def check_shared(settings: Settings) -> None:
+    """Several API processes must share what they read and write: the metadata in
+    PostgreSQL and the vectors in Milvus (an embedded index lives in one process's
+    memory, and SQLite allows one writer)."""
+    if (
+        settings.index_backend is not IndexBackend.MILVUS
+        or not settings.resolved_database_url.startswith("postgresql")
+    ):
+        raise UsageError(
+            "several API processes need a shared database and index: set "
+            "FACETRACE_DATABASE_URL=postgresql+psycopg://... and FACETRACE_INDEX_BACKEND=milvus "
+            "(see docs/deploy.md), or serve with one worker"
+        )
+
+
+def from_environment() -> FastAPI:
+    """The app of one worker process of ``facetrace serve --workers N`` (a uvicorn
+    factory): the settings its parent checked, passed in the environment."""
+    settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+    check_shared(settings)
+    return create_app(settings)
 
 
 def _routes(app: FastAPI) -> None:

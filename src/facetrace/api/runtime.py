@@ -55,35 +55,79 @@ class Limits:
 
 
 class TaskRunner:
-    """One thread that runs submitted tasks in order, each holding the engine's lock;
-    tasks a stopped process left unfinished are queued again when it starts."""
+    """One thread that runs tasks one at a time, each holding the engine's lock.
+
+    Tasks this process accepts are queued here at once; every ``task_poll_seconds`` the
+    runner also looks in the task table for tasks that other processes accepted and
+    did not run, or left running when they died (their claim older than
+    ``task_lease_seconds``). A task runs only once claimed (:func:`tasks.claim`), so
+    several processes over one database run each task once; a thread renews the claim
+    while the task runs.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.queue: queue.Queue[int | None] = queue.Queue()
         self.thread = threading.Thread(target=self._work, name="facetrace-tasks", daemon=True)
+        self.running: int | None = None
+        self._stopping = threading.Event()
+        self._heart = threading.Thread(target=self._beat, name="facetrace-lease", daemon=True)
 
     def start(self) -> None:
-        with self.runtime.lock:
-            for task_id in tasks.pending(self.runtime.engine):
-                self.queue.put(task_id)
         self.thread.start()
+        self._heart.start()
 
     def enqueue(self, task_id: int) -> None:
         self.queue.put(task_id)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the task in hand (up to ``timeout``); queued ones run at the next start."""
+        """Finish the task in hand (up to ``timeout``); queued ones run at the next start
+        (or in another process)."""
+        self._stopping.set()
         self.queue.put(None)
         self.thread.join(timeout)
+        self._heart.join(timeout)
 
     def _work(self) -> None:
-        while (task_id := self.queue.get()) is not None:
+        wait = 0.0  # at start, look in the table at once
+        while not self._stopping.is_set():
             try:
-                with self.runtime.lock:
-                    tasks.run(self.runtime.engine, task_id)
-            except Exception:  # recorded on the task; the runner goes on with the next
-                log.exception("task %s", task_id)
+                first = self.queue.get(timeout=wait) if wait else self.queue.get_nowait()
+            except queue.Empty:
+                first = -1
+            wait = self.runtime.settings.task_poll_seconds
+            if first is None:
+                return
+            with self.runtime.lock:
+                found = tasks.pending(self.runtime.engine)
+            for task_id in ([first] if first > 0 else []) + found:
+                if self._stopping.is_set():
+                    return
+                self._run(task_id)
+
+    def _run(self, task_id: int) -> None:
+        engine, lease = self.runtime.engine, self.runtime.settings.task_lease_seconds
+        try:
+            with self.runtime.lock:
+                self.running = task_id
+                tasks.run(engine, task_id, lease_seconds=lease)
+        except Exception:  # recorded on the task; the runner goes on with the next
+            log.exception("task %s", task_id)
+        finally:
+            self.running = None
+
+    def _beat(self) -> None:
+        """Renew the running task's claim a few times per lease, without the engine's
+        lock (the task holds it); the database orders the writes."""
+        every = self.runtime.settings.task_lease_seconds / 4
+        while not self._stopping.wait(every):
+            task_id = self.running
+            if task_id is None:
+                continue
+            try:
+                tasks.renew(self.runtime.engine, task_id)
+            except Exception:  # a busy database: renewed at the next beat
+                log.warning("could not renew the claim on task %s", task_id, exc_info=True)
 
 
 @dataclass

@@ -75,6 +75,10 @@ def resume(
     ctx: typer.Context,
     job_id: Annotated[int, typer.Argument(help="Job id.")],
     workers: Annotated[int | None, typer.Option("--workers")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Analyse on a Ray cluster: 'auto' or 'ray://HOST:PORT'."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Finish an interrupted job; items already done are skipped unread."""
@@ -83,7 +87,7 @@ def resume(
         summary = run_with_progress(
             None,
             lambda on_item: ops.ingest.resume(
-                engine, actor, job_id, workers=workers, on_item=on_item
+                engine, actor, job_id, workers=workers, on_item=on_item, cluster=cluster
             ),
         )
     print_summary(summary, as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +84,15 @@ def ingest(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes (default: CPU cores).")
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Analyse on a Ray cluster instead of local workers: 'auto' (the cluster "
+            "this machine is a node of) or 'ray://HOST:PORT'. Every node needs facetrace "
+            "with its ray extra.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Detect, embed and index every face in PATHS, recording where each came from.
@@ -100,7 +110,13 @@ def ingest(
         summary = run_with_progress(
             total,
             lambda on_item: ops.ingest.ingest(
-                engine, actor, paths, source=source, workers=workers, on_item=on_item
+                engine,
+                actor,
+                paths,
+                source=source,
+                workers=workers,
+                on_item=on_item,
+                cluster=cluster,
             ),
         )
     print_summary(summary, as_json)
@@ -217,16 +233,39 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="API processes sharing the port (more than 1 needs PostgreSQL and Milvus).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the REST API for the gallery in --home (OpenAPI at /openapi.json).
+    """Serve the REST API and the web UI (/ui/) for the gallery in --home (OpenAPI at
+    /openapi.json).
 
-    Every request needs an API key (header X-API-Key); make the first admin and key
-    with 'facetrace users add NAME --role admin'."""
+    Every request needs an API key (header X-API-Key) or a signed-in session; make the
+    first admin and key with 'facetrace users add NAME --role admin'."""
     import uvicorn
 
-    from facetrace.api.app import create_app
+    from facetrace.api import app as api
 
-    uvicorn.run(create_app(settings_from(ctx)), host=host, port=port, log_level="info")
+    settings = settings_from(ctx)
+    if workers == 1:
+        uvicorn.run(api.create_app(settings), host=host, port=port, log_level="info")
+        return
+    api.check_shared(settings)
+    os.environ[api.SETTINGS_VARIABLE] = settings.model_dump_json()
+    uvicorn.run(
+        "facetrace.api.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def main() -> None:

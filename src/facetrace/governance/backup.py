@@ -5,19 +5,21 @@ deleted person back.
 
 - ``facetrace.db``: SQLite's online backup of the metadata store, a consistent snapshot
   even while another process writes (WAL);
-- ``thumbs/...``: the thumbnails the snapshot refers to;
+- ``thumbs/...``: the thumbnails the snapshot refers to, as files whichever blob store
+  held them (the snapshot's own ``blobs`` table is emptied, so each is kept once);
 - ``index/...``: the vector index files of its last saved generation, when they can be
   read whole. The index is derived, so a restore re-adds whatever it lacks from the
   store and removes what the store does not hold;
 - ``manifest.json``, written last (a folder without one is not a backup): the time,
   the audit chain head of the snapshot, and the SHA-256 and size of every file.
 
-:func:`restore` checks every hash, copies the files into a new gallery home and opens
-it (which repairs the index). With ``replay_from`` (the gallery the backup was made
-from, after it went on) it re-applies what that gallery did after the backup and may
-not be undone: the takedowns in its audit trail (after the backup's head, on the same
-chain), the hosts it blocked, and its opt-out templates, whose people are deleted from
-the restored gallery. Without it, the report says that nothing was re-applied.
+:func:`restore` checks every hash, copies the files into a new gallery home, puts the
+thumbnails into the blob store its settings choose, and opens it (which repairs the
+index). With ``replay_from`` (the gallery the backup was made from, after it went on)
+it re-applies what that gallery did after the backup and may not be undone: the
+takedowns in its audit trail (after the backup's head, on the same chain), the hosts
+it blocked, and its opt-out templates, whose people are deleted from the restored
+gallery. Without it, the report says that nothing was re-applied.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from facetrace.events import PLATFORM_ORG, BackupMade, GalleryRestored
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.repository import GovernanceStore
+from facetrace.store.blobs import DatabaseBlobs, is_name
 from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.dlib_resnet import file_sha256
 
@@ -95,7 +98,8 @@ def _sqlite_path(settings: Settings) -> Path:
     if not url.startswith("sqlite:///"):
         raise UsageError(
             "facetrace backup copies the embedded SQLite store; back up PostgreSQL with "
-            "pg_dump (and the thumbnails folder)"
+            "pg_dump (it holds the thumbnails too, unless blob_store is 'folder': then "
+            "copy that folder as well)"
         )
     return Path(url.removeprefix("sqlite:///"))
 
@@ -150,17 +154,22 @@ def backup(engine: FaceTrace, actor: Actor, dest: Path) -> BackupManifest:
     snapshot = Store.open(f"sqlite:///{(dest / DB).resolve()}")
     try:
         head = AuditLog(snapshot.engine).head()
-        thumbnails = sorted(snapshot.thumbnails())
+        # Each thumbnail is kept once, as a file, whichever store held it: read from the
+        # snapshot's own blobs table where it has it (then emptied), else from the
+        # gallery's store. A restore puts them where its settings say.
+        in_snapshot = DatabaseBlobs(snapshot.engine)
+        missing = 0
+        for name in sorted(snapshot.thumbnails()):
+            data = in_snapshot.get(name) or engine.blobs.get(name)
+            if data is not None:
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                (dest / name).write_bytes(data)
+            else:
+                missing += 1  # deleted after the snapshot (a takedown running alongside)
+        if in_snapshot.delete(in_snapshot.names()):
+            GovernanceStore(snapshot.engine).scrub()
     finally:
         snapshot.close()
-    missing = 0
-    for rel in thumbnails:
-        src = engine.home / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-        else:
-            missing += 1  # deleted after the snapshot (a takedown running alongside)
     index_included = _copy_index(engine.home, dest)
     files = {
         p.relative_to(dest).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
@@ -236,12 +245,18 @@ def restore(
     if db.exists():
         raise UsageError(f"{home} already holds a gallery; restore into a new home")
     home.mkdir(parents=True, exist_ok=True)
+    blobs = [rel for rel in manifest.files if is_name(rel)]
     for rel in manifest.files:
+        if is_name(rel):
+            continue
         target = db if rel == DB else home / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(backup_dir) / rel, target)
     report = RestoreReport(manifest.created_at, len(manifest.files), replay_from is not None)
-    with FaceTrace.open(settings, analyzer=analyzer) as engine:
+    with FaceTrace.open(settings, analyzer=analyzer, reconcile=False) as engine:
+        for rel in blobs:  # into the store the settings choose, before any repair runs
+            engine.blobs.put({rel: (Path(backup_dir) / rel).read_bytes()})
+        engine.reconcile()
         if replay_from is not None:
             old = _Settings(home=Path(replay_from))
             _replay(engine, actor, manifest, old, report)

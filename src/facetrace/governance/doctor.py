@@ -10,8 +10,10 @@ check                         repair
 ============================  ======================================================
 ``missing_vectors``           the face's vector is added to the index from the store
 ``orphan_vectors``            the vector is removed from the index
-``orphan_thumbnails``         the file is overwritten and unlinked
-``missing_thumbnails``        none (a photo's bytes are not kept); reported
+``orphan_thumbnails``         the blob is deleted (a file overwritten and unlinked)
+``missing_thumbnails``        one the home folder still holds (where thumbnails were
+                              kept before ``blob_store``) is moved into the blob
+                              store; else none (a photo's bytes are not kept)
 ``orphan_photos``             a photo with no sighting is purged with its faces
 ``takedown_leftovers``        a source blocked by an unfinished takedown, or a blocked
                               host, still holds sightings: they are purged
@@ -39,10 +41,11 @@ from facetrace.events import PLATFORM_ORG, DoctorRan
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.gate import host_in, url_host
-from facetrace.governance.purge import finish_purge, wipe_file
+from facetrace.governance.purge import finish_purge
 from facetrace.governance.repository import GovernanceStore
 from facetrace.identity.people import assign_new
 from facetrace.identity.repository import IdentityStore
+from facetrace.store.blobs import FolderBlobs
 from facetrace.store.repository import SourceStatus, translates_store_errors
 
 if TYPE_CHECKING:
@@ -178,26 +181,35 @@ def _vectors_orphaned(engine: FaceTrace, repair: bool) -> Finding:
 
 
 def _thumbnails_orphaned(engine: FaceTrace, repair: bool) -> Finding:
-    home = engine.home
-    orphans = sorted(engine.orphan_thumbnails())
-    repaired = sum(wipe_file(p) for p in orphans) if repair else 0
-    return Finding(
-        Check.ORPHAN_THUMBNAILS,
-        len(orphans),
-        _examples(p.relative_to(home).as_posix() for p in orphans),
-        repaired=repaired,
-    )
+    orphans = engine.orphan_thumbnails()
+    repaired = engine.blobs.delete(orphans) if repair else 0
+    return Finding(Check.ORPHAN_THUMBNAILS, len(orphans), _examples(orphans), repaired=repaired)
 
 
 def _thumbnails_missing(engine: FaceTrace, repair: bool) -> Finding:
-    missing = sorted(t for t in engine.store.thumbnails() if not (engine.home / t).is_file())
+    missing = sorted(engine.store.thumbnails() - engine.blobs.names())
+    # A gallery made before blob_store kept its thumbnails in the home folder (each node
+    # its own): those are moved into the store chosen now (a folder elsewhere, or the
+    # database), so every node reaches them.
+    home = FolderBlobs(engine.home)
+    movable = sorted(set(missing) & home.names()) if missing else []
+    repaired = 0
+    if repair:
+        for name in movable:
+            data = home.get(name)
+            if data is not None:
+                engine.blobs.put({name: data})
+                home.delete([name])
+                repaired += 1
     return Finding(
         Check.MISSING_THUMBNAILS,
         len(missing),
         _examples(missing),
-        repairable=False,
-        advice="photo bytes are not kept; re-ingest the source to make them again"
-        if missing
+        repairable=bool(movable),
+        repaired=repaired,
+        advice="photo bytes are not kept; re-ingest the source to make them again (run "
+        "'doctor --repair' on a node whose home folder still holds some)"
+        if len(missing) > len(movable)
         else "",
     )
 

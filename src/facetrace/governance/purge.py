@@ -2,24 +2,23 @@
 
 After rows are deleted (one transaction, :class:`~facetrace.governance.repository.Deleted`),
 :func:`finish_purge` removes the faces from the vector index and compacts and saves it
-(so no vector file keeps them), overwrites and unlinks their thumbnails, and scrubs the
-database files (``VACUUM`` + ``wal_checkpoint(TRUNCATE)``). It runs the same steps
-even when nothing was deleted, so the work done does not reveal whether it was.
+(so no vector file keeps them), deletes their thumbnails from the blob store (a file is
+overwritten and unlinked, a ``blobs`` row deleted), and scrubs the database files
+(``VACUUM`` + ``wal_checkpoint(TRUNCATE)``, which also clears deleted ``blobs`` rows).
+It runs the same steps even when nothing was deleted, so the work done does not reveal
+whether it was.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from facetrace import faults
 from facetrace.governance.audit import canonical_json
 from facetrace.governance.repository import Deleted, GovernanceStore
 from facetrace.identity.repository import IdentityStore
@@ -61,24 +60,9 @@ def ids_digest(deleted: Deleted) -> str:
     ).hexdigest()
 
 
-def wipe_file(path: Path) -> bool:
-    """Overwrite a file with zeros, flush it to disk, then unlink it. False if absent."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return False
-    faults.point()
-    with open(path, "r+b") as fh:
-        fh.write(b"\0" * size)
-        fh.flush()
-        os.fsync(fh.fileno())
-    faults.point()  # zeroed, not yet unlinked
-    path.unlink(missing_ok=True)
-    return True
-
-
 def finish_purge(engine: FaceTrace, deleted: Deleted) -> PurgeResult:
-    """Remove ``deleted`` faces from the index (compacted, saved), thumbnails and DB files."""
+    """Remove ``deleted`` faces from the index (compacted, saved), the blob store and the
+    DB files. The blobs go before the scrub, so a database holding them is scrubbed too."""
     removed = 0
     if deleted.face_ids:
         removed = engine.index.remove(np.asarray(deleted.face_ids, dtype=np.int64))
@@ -86,12 +70,7 @@ def finish_purge(engine: FaceTrace, deleted: Deleted) -> PurgeResult:
     if callable(rebuild):
         rebuild()  # drops removed vectors from the vector store and structures
     engine.index.save()
-    wiped = 0
-    home = engine.home.resolve()
-    for rel in deleted.thumbnails:
-        path = (home / rel).resolve()
-        if path.is_relative_to(home) and wipe_file(path):
-            wiped += 1
+    wiped = engine.blobs.delete(deleted.thumbnails)
     IdentityStore(engine.store.engine).drop_empty()  # no person left with no face
     scrubbed = GovernanceStore(engine.store.engine).scrub()
     return PurgeResult(deleted, removed, wiped, scrubbed)

@@ -417,7 +417,7 @@ def show(engine: FaceTrace, actor: Actor, identity: int) -> PersonDetail:
                 "photo_id": rec.photo_id,
                 "bbox": rec.bbox.as_list(),
                 "pinned": face_id in pinned,
-                "thumbnail": str(engine.home / rec.thumbnail) if rec.thumbnail else None,
+                "thumbnail": engine.blobs.locate(rec.thumbnail) if rec.thumbnail else None,
                 "provenance": [
                     {
                         "source": p.source,

@@ -3,10 +3,12 @@
 Order of writes for one photo, chosen so that a process killed at any point
 loses nothing acknowledged and leaves nothing half-written:
 
-1. thumbnails are written to disk (atomically, named by content hash);
-2. the photo, its sighting and its faces (with embeddings) are committed in one
-   database transaction - this is the acknowledgement;
-3. the vectors are added to the in-memory index, which is saved periodically.
+1. the photo, its sighting and its faces (with embeddings) are committed in one
+   database transaction - this is the acknowledgement - with the faces' thumbnails
+   (named by content hash; see :mod:`facetrace.store.blobs`): rows of that
+   transaction when blobs live in the database, else files written (atomically)
+   before it commits;
+2. the vectors are added to the in-memory index, which is saved periodically.
 
 After a crash, :meth:`facetrace.app.FaceTrace.reconcile` (run on open) adds
 committed faces missing from the index, drops index entries with no face row,
@@ -18,39 +20,34 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from facetrace import faults
 from facetrace.config import Settings
 from facetrace.errors import FaceTraceError, SourceBlockedError
 from facetrace.index.base import VectorIndex
+from facetrace.ingest.executors import open_executor
 from facetrace.ingest.tasks import (
     PhotoAnalysis,
     PhotoTask,
     Refused,
     analyze_task,
-    init_worker,
-    run_in_worker,
     task_bytes,
 )
+from facetrace.store.blobs import BlobStore, thumbnail_name
 from facetrace.store.repository import NewFace, NewPhoto, PhotoWrite, SourceRecord, Store
 from facetrace.types import IngestSummary, ItemError
 from facetrace.vision.analyzer import FaceAnalyzer
 
 INDEX_SAVE_SECONDS = 30.0
-THUMBS_FOLDER = "thumbs"
-"""Thumbnails live in ``home/thumbs/<sha[:2]>/``; faces store the path relative to home."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +100,7 @@ class IngestPipeline:
         index: VectorIndex,
         analyzer: FaceAnalyzer,
         home: Path,
+        blobs: BlobStore,
         clock: Callable[[], datetime],
         suppression: LiveSuppression | None = None,
         gate: Callable[[PhotoTask], str | None] | None = None,
@@ -112,7 +110,9 @@ class IngestPipeline:
         self.index = index
         self.analyzer = analyzer
         self.home = home
-        """Gallery folder; thumbnails go under it (see :data:`THUMBS_FOLDER`)."""
+        """Gallery folder."""
+        self.blobs = blobs
+        """Where thumbnails go (written with the faces, see :meth:`Store.add_photo`)."""
         self.clock = clock
         self.suppression = suppression
         """Opt-out suppression (None: nobody is suppressed, as in tests that bypass it)."""
@@ -128,11 +128,14 @@ class IngestPipeline:
         on_item: Callable[[ItemOutcome], None] | None = None,
         job_id: int | None = None,
         skip: frozenset[str] = frozenset(),
+        cluster: str | None = None,
     ) -> IngestSummary:
         """Ingest every task; per-item errors are recorded, never raised.
 
         With ``job_id``, each item's outcome is recorded in the job so that a
         resumed job skips the items in ``skip`` (already done) without reading them.
+        With ``cluster`` (``auto`` or ``ray://HOST:PORT``), analyses run on that Ray
+        cluster instead of ``workers`` local processes (see :mod:`facetrace.ingest.cluster`).
         """
         started = time.perf_counter()
         counts = _Counts()
@@ -153,7 +156,8 @@ class IngestPipeline:
                 last_save = time.monotonic()
 
         try:
-            for task, data, analysis in self._analyses(tasks, source, counts, n_workers, handle):
+            analyses = self._analyses(tasks, source, counts, n_workers, handle, cluster)
+            for task, data, analysis in analyses:
                 outcome = self._commit(task, data, analysis, source, counts)
                 handle(outcome)
         finally:
@@ -216,21 +220,16 @@ class IngestPipeline:
         counts: _Counts,
         n_workers: int,
         handle: Callable[[ItemOutcome], None],
+        cluster: str | None = None,
     ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
-        if n_workers <= 1:
+        if n_workers <= 1 and cluster is None:
             yield from self._analyse_here(tasks, source, counts, handle)
             return
-        ctx = get_context("spawn")
         deferred: list[PhotoTask | Refused] = []
-        with ProcessPoolExecutor(
-            max_workers=n_workers,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(self.settings.model_dump_json(),),
-        ) as pool:
+        with open_executor(self.settings, n_workers, cluster) as executor:
             pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]] = {}
             in_flight_shas: set[str] = set()
-            limit = n_workers * 4
+            limit = executor.capacity
             for task in tasks:
                 prepared = self._prepare(task, source, counts)
                 if isinstance(prepared, ItemOutcome):
@@ -245,7 +244,7 @@ class IngestPipeline:
                     continue
                 in_flight_shas.add(sha)
                 assert isinstance(task, PhotoTask)
-                pending[pool.submit(run_in_worker, task, data)] = (task, data)
+                pending[executor.submit(task, data)] = (task, data)
                 while len(pending) >= limit:
                     yield from self._drain(pending)
             while pending:
@@ -354,8 +353,11 @@ class IngestPipeline:
                 counts.suppressed += suppressed
                 return ItemOutcome(task.key, "suppressed")
         new_faces = []
+        thumbnails: dict[str, bytes] = {}
         for i, face in enumerate(faces):
-            thumb = self._write_thumbnail(analysis.sha256, i, face.thumbnail)
+            thumb = thumbnail_name(analysis.sha256, i) if face.thumbnail else None
+            if thumb is not None:
+                thumbnails[thumb] = face.thumbnail
             new_faces.append(
                 NewFace(
                     bbox=face.bbox,
@@ -366,16 +368,7 @@ class IngestPipeline:
                     thumbnail=thumb,
                 )
             )
-        try:
-            write = self._store_photo(task, analysis, source, new_faces)
-        except SourceBlockedError:
-            # Refused at commit: the thumbnails just written are nobody's, unless the
-            # same photo is stored from elsewhere (its thumbnails have the same names).
-            if self.store.photo_id_by_sha(analysis.sha256) is None:
-                for stored in new_faces:
-                    if stored.thumbnail:
-                        (self.home / stored.thumbnail).unlink(missing_ok=True)
-            raise
+        write = self._store_photo(task, analysis, source, new_faces, thumbnails)
         if not write.created:
             counts.duplicates += 1
             return ItemOutcome(task.key, "duplicate")
@@ -397,7 +390,11 @@ class IngestPipeline:
         analysis: PhotoAnalysis,
         source: SourceRecord,
         new_faces: list[NewFace],
+        thumbnails: dict[str, bytes],
     ) -> PhotoWrite:
+        """Commit the photo and its faces; their thumbnails are written in the same
+        transaction (rows of it, or files written before it commits), and only when
+        the photo is new and its source still active."""
         return self.store.add_photo(
             NewPhoto(
                 sha256=analysis.sha256,
@@ -414,17 +411,5 @@ class IngestPipeline:
             page_url=task.page_url,
             collected_at=task.collected_at,
             now=self.clock(),
+            with_faces=lambda conn: self.blobs.put(thumbnails, conn),
         )
-
-    def _write_thumbnail(self, sha256: str, i: int, jpeg: bytes) -> str | None:
-        if not jpeg:
-            return None
-        rel = Path(THUMBS_FOLDER) / sha256[:2] / f"{sha256}_{i}.jpg"
-        path = self.home / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own: another node may be writing the same photo's thumbnail.
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        tmp.write_bytes(jpeg)
-        faults.point()  # written, not yet in place
-        tmp.replace(path)
-        return rel.as_posix()

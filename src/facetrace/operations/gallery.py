@@ -60,11 +60,8 @@ def thumbnail(engine: FaceTrace, actor: Actor, face_id: int) -> bytes:
 
 
 def read_thumbnail(engine: FaceTrace, record: FaceRecord) -> bytes | None:
-    """A stored face's thumbnail (JPEG bytes), or None when it has none on disk. Only a
-    file inside the gallery's thumbnails folder is read. Checks no permission."""
+    """A stored face's thumbnail (JPEG bytes) from the gallery's blob store, or None when
+    it has none there (only a thumbnail's name is read). Checks no permission."""
     if not record.thumbnail:
         return None
-    path = (engine.home / record.thumbnail).resolve()
-    if not path.is_relative_to(engine.thumbs_dir.resolve()) or not path.is_file():
-        return None
-    return path.read_bytes()
+    return engine.blobs.get(record.thumbnail)

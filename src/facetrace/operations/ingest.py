@@ -32,8 +32,10 @@ def ingest(
     source: str,
     workers: int | None = None,
     on_item: OnItem | None = None,
+    cluster: str | None = None,
 ) -> IngestSummary:
-    """Ingest photos, folders, URL lists or WARC archives into ``source``, as a job."""
+    """Ingest photos, folders, URL lists or WARC archives into ``source``, as a job;
+    with ``cluster`` (``auto`` or ``ray://HOST:PORT``) analysed on that Ray cluster."""
     check_source(engine, actor, source)
     return engine.ingest(
         paths,
@@ -42,6 +44,7 @@ def ingest(
         on_item=on_item,
         actor=actor.label,
         org=actor.org_id,
+        cluster=cluster,
     )
 
 
@@ -67,11 +70,17 @@ def resume(
     *,
     workers: int | None = None,
     on_item: OnItem | None = None,
+    cluster: str | None = None,
 ) -> IngestSummary:
     """Finish an interrupted job; items already done are skipped unread."""
     require(engine, actor, Action.INGEST, f"job:{job_id}")
     return engine.resume_job(
-        job_id, workers=workers, on_item=on_item, actor=actor.label, org=actor.org_id
+        job_id,
+        workers=workers,
+        on_item=on_item,
+        actor=actor.label,
+        org=actor.org_id,
+        cluster=cluster,
     )
 
 

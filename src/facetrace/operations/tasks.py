@@ -7,6 +7,13 @@ checked then, and again when it runs), gets a task id back at once, and polls
 (an opt-out's photo until it is processed, then wiped), so a task acknowledged before
 a crash runs when the server starts again (:func:`pending`). Whoever runs tasks calls
 :func:`run` for each, one at a time on the engine.
+
+Several processes (``facetrace serve --workers N``, or API servers on several machines
+over one PostgreSQL database) share one task table. A process runs a task only once it
+has *claimed* it: one conditional update moves it from queued to running, so exactly
+one process wins. While it runs, its runner renews the claim (:func:`renew`, which
+moves ``updated_at``); a running task whose claim is older than the lease belongs to a
+process that died, and any process may claim it again.
 """
 
 from __future__ import annotations
@@ -14,12 +21,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from facetrace.errors import FaceTraceError, NotFoundError, UsageError
 from facetrace.events import PLATFORM_ORG, TaskSubmitted
@@ -193,6 +200,36 @@ def pending(engine: FaceTrace) -> list[int]:
         return [int(i) for i in ids]
 
 
+def claim(engine: FaceTrace, task_id: int, *, lease_seconds: float) -> bool:
+    """Take a task to run it: True for exactly one caller while it is queued, or once
+    its last runner's claim is older than ``lease_seconds`` (that runner died)."""
+    t = gs.tasks
+    now = engine.clock()
+    stale = now - timedelta(seconds=lease_seconds)
+    claimable = or_(
+        t.c.status == TaskStatus.QUEUED.value,
+        and_(t.c.status == TaskStatus.RUNNING.value, t.c.updated_at < stale),
+    )
+    with engine.store.engine.begin() as conn:
+        taken = conn.execute(
+            update(t)
+            .where(t.c.id == task_id, claimable)
+            .values(status=TaskStatus.RUNNING.value, updated_at=now)
+        )
+    return taken.rowcount == 1
+
+
+def renew(engine: FaceTrace, task_id: int) -> None:
+    """Keep a running task's claim fresh (its runner is alive)."""
+    t = gs.tasks
+    with engine.store.engine.begin() as conn:
+        conn.execute(
+            update(t)
+            .where(t.c.id == task_id, t.c.status == TaskStatus.RUNNING.value)
+            .values(updated_at=engine.clock())
+        )
+
+
 def _set(engine: FaceTrace, task_id: int, **values: Any) -> None:
     with engine.store.engine.begin() as conn:
         conn.execute(
@@ -202,8 +239,10 @@ def _set(engine: FaceTrace, task_id: int, **values: Any) -> None:
         )
 
 
-def run(engine: FaceTrace, task_id: int) -> TaskRecord:
-    """Run one task as the actor who submitted it; record its receipt or error."""
+def run(engine: FaceTrace, task_id: int, *, lease_seconds: float = 0.0) -> TaskRecord:
+    """Run one task as the actor who submitted it, if this caller claims it (see
+    :func:`claim`; ``lease_seconds=0``: a task left running is taken at once, right for
+    a single process); record its receipt or error."""
     with engine.store.engine.connect() as conn:
         row = conn.execute(select(gs.tasks).where(gs.tasks.c.id == task_id)).first()
     if row is None:
@@ -212,8 +251,9 @@ def run(engine: FaceTrace, task_id: int) -> TaskRecord:
     record = _record(m)
     if record.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
         return record
+    if not claim(engine, task_id, lease_seconds=lease_seconds):
+        return record  # another process runs it
     actor = _actor_of(m["actor"])
-    _set(engine, task_id, status=TaskStatus.RUNNING.value)
     try:
         result = _dispatch(engine, actor, record, m["payload"], task_id)
     except FaceTraceError as exc:

@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Select,
     create_engine,
@@ -522,8 +523,14 @@ class Store:
         page_url: str | None,
         collected_at: datetime,
         now: datetime,
+        with_faces: Callable[[Connection], None] | None = None,
     ) -> PhotoWrite:
         """Store a photo, its faces and where it was found, in one transaction.
+
+        ``with_faces`` is called in that transaction once a new photo's faces are in
+        (it writes their thumbnails: rows that commit with them, or files; see
+        :meth:`facetrace.store.blobs.BlobStore.put`); it is not called when the photo
+        was stored already, and again if the transaction is retried.
 
         If a photo with the same sha256 exists (another source, or a re-run), only
         the sighting is added and ``created`` is False. Two writers storing the same
@@ -535,7 +542,7 @@ class Store:
         """
         return _retrying_conflicts(
             lambda: self._add_photo(
-                photo, faces, model_id, source_id, origin, page_url, collected_at, now
+                photo, faces, model_id, source_id, origin, page_url, collected_at, now, with_faces
             )
         )
 
@@ -549,6 +556,7 @@ class Store:
         page_url: str | None,
         collected_at: datetime,
         now: datetime,
+        with_faces: Callable[[Connection], None] | None,
     ) -> PhotoWrite:
         with self.engine.begin() as conn:
             _check_source_active(conn, source_id)
@@ -592,6 +600,8 @@ class Store:
                         )
                     ).inserted_primary_key[0]  # type: ignore[index]
                 )
+            if with_faces is not None:
+                with_faces(conn)
         return PhotoWrite(photo_id, tuple(face_ids), created=True, sighting_created=True)
 
     def count_faces(self, face_ids: Sequence[int]) -> int:
@@ -701,7 +711,7 @@ class Store:
             return list(conn.execute(select(schema.faces.c.model_id).distinct()).scalars())
 
     def thumbnails(self) -> set[str]:
-        """Every thumbnail path the store references."""
+        """The name of every thumbnail a face refers to (see :mod:`facetrace.store.blobs`)."""
         with self.engine.connect() as conn:
             return {
                 t for t in conn.execute(select(schema.faces.c.thumbnail)).scalars() if t is not None

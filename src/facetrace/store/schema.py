@@ -106,7 +106,7 @@ faces = Table(
     Column("landmarks", LargeBinary, nullable=False),  # (5, 2) float32
     Column("model_id", String(100), nullable=False),
     Column("embedding", LargeBinary, nullable=False),  # (dim,) float32
-    Column("thumbnail", String(200), nullable=True),  # path relative to home
+    Column("thumbnail", String(200), nullable=True),  # a blob's name (store/blobs.py)
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_faces_photo", "photo_id"),
     # A face id is its vector's id in the index and appears in deletion receipts, so
@@ -163,3 +163,17 @@ job_items = Table(
 )
 
 MIGRATION_2_TABLES = (jobs, job_items)
+
+
+# --- revision 18 -------------------------------------------------------------
+
+blobs = Table(
+    "blobs",
+    metadata,
+    # The blob's name, e.g. thumbs/ab/<sha256>_0.jpg: what faces.thumbnail holds.
+    Column("name", String(200), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Blobs kept in the metadata database (``blob_store = database``); see
+:class:`facetrace.store.blobs.DatabaseBlobs`."""

@@ -1,0 +1,165 @@
+"""Photo analyses on a Ray cluster (``facetrace ingest --cluster``).
+
+Ray schedules the work: each photo's analysis (decode, detect, embed, describe) is one
+Ray task needing one CPU, run by a worker process that builds its analyzer once and
+keeps it for the tasks that follow. The photo's bytes travel with the task, so workers
+need no shared disk; the result comes back to this process, which commits it (the
+acknowledgement) exactly as with local worker processes.
+
+Every node needs the same Python, Ray and facetrace versions as this process
+(``pip install "facetrace[ray]"``): workers import facetrace and load dlib's models
+from the installed packages. A worker caches the converted descriptor model under
+``<temp dir>/facetrace-worker`` on its node.
+
+A task whose worker or node dies is run again elsewhere by Ray (up to
+:data:`MAX_RETRIES` times); if it still cannot run, its future holds a
+:class:`~facetrace.errors.ClusterError` and the photo is that item's error, which
+``facetrace jobs resume`` retries. Nothing is committed from a worker, so a lost node
+cannot leave a half-written or duplicated photo.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from facetrace.config import Settings
+from facetrace.errors import ClusterError, MissingDependencyError
+from facetrace.ingest.executors import TASKS_PER_WORKER
+from facetrace.ingest.tasks import PhotoAnalysis, PhotoTask, init_worker, run_in_worker
+
+MAX_RETRIES = 3
+"""Times Ray runs a task again after its worker process or node died."""
+CONNECT_ATTEMPTS = 3
+"""Ray Client's server sometimes dies while it starts a session (ray-project/ray#63202,
+a gRPC fork race; a few percent of connections): connecting is tried this many times."""
+
+_ADDRESS = re.compile(r"(ray://)?[^\s:/]+:\d+")
+"""``ray://HOST:PORT`` (Ray Client), or ``HOST:PORT`` of the head's GCS from a node of
+the cluster."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError(
+            'ingest on a Ray cluster needs Ray: pip install "facetrace[ray]"'
+        ) from exc
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class RayAnalysis:
+    """Analyses as Ray tasks, a few per CPU of the cluster in flight
+    (an :class:`~facetrace.ingest.executors.AnalysisExecutor`)."""
+
+    def __init__(self, ray: Any, settings: Settings, cpus: int) -> None:
+        self._cpus = cpus
+        # What the analyzer needs, without the addresses (and passwords) of the stores.
+        worker_settings = settings.model_copy(update={"database_url": None, "milvus_uri": None})
+        self._settings = ray.put(worker_settings.model_dump_json())
+        self._remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_analyse_on_worker)
+
+    @classmethod
+    @contextmanager
+    def connect(cls, address: str, settings: Settings) -> Iterator[RayAnalysis]:
+        """Connect to the cluster at ``address`` for the ``with`` block.
+
+        ``address``: ``auto`` (the cluster this machine is a node of), ``ray://HOST:PORT``
+        (Ray Client, from anywhere) or ``HOST:PORT`` (the head's GCS port, from a node).
+        Raises :class:`ClusterError` when it cannot connect or the cluster has no CPUs.
+        """
+        if address != "auto" and not _ADDRESS.fullmatch(address):
+            raise ClusterError(
+                f"--cluster {address!r}: expected 'auto', 'ray://HOST:PORT' or 'HOST:PORT'"
+            )
+        ray = _import_ray()
+        owned = not ray.is_initialized()
+        if owned:
+            _init(ray, address)
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if cpus < 1:
+                raise ClusterError(f"the Ray cluster at {address!r} has no CPUs to work on")
+            yield cls(ray, settings, cpus)
+        finally:
+            if owned:
+                ray.shutdown()
+
+    @property
+    def capacity(self) -> int:
+        return self._cpus * TASKS_PER_WORKER
+
+    def submit(self, task: PhotoTask, data: bytes) -> Future[PhotoAnalysis]:
+        # The bytes travel once, as ``data``.
+        ref = self._remote.remote(self._settings, replace(task, data=None), data)
+        return _translated(ref.future())
+
+
+def _init(ray: Any, address: str) -> None:
+    """Connect this process to the cluster, or raise :class:`ClusterError`."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # Ray's tips at connection
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            return
+        except ConnectionAbortedError as exc:  # the session's server died starting
+            ray.shutdown()
+            if attempt == CONNECT_ATTEMPTS:
+                raise ClusterError(
+                    f"cannot connect to the Ray cluster at {address!r}: {_first_line(exc)}"
+                ) from exc
+        except Exception as exc:  # ConnectionError, RuntimeError, gRPC errors...
+            raise ClusterError(
+                f"cannot connect to the Ray cluster at {address!r}: {_first_line(exc)}"
+            ) from exc
+
+
+def _translated(remote: Future[PhotoAnalysis]) -> Future[PhotoAnalysis]:
+    """``remote``'s result, or a one-line :class:`ClusterError` instead of Ray's error
+    (a lost node or worker, or what the task raised: a version mismatch, say)."""
+    out: Future[PhotoAnalysis] = Future()
+
+    def settle(done: Future[PhotoAnalysis]) -> None:
+        exc = done.exception()
+        if exc is None:
+            out.set_result(done.result())
+            return
+        cause = getattr(exc, "cause", None)  # a RayTaskError: what the task raised
+        reason = _first_line(cause if isinstance(cause, BaseException) else exc)
+        error = ClusterError(f"failed on the Ray cluster: {reason}")
+        error.__cause__ = exc
+        out.set_exception(error)
+
+    remote.add_done_callback(settle)
+    return out
+
+
+# --- worker-process side ------------------------------------------------------
+
+_built_for: str | None = None
+"""The settings this worker process's analyzer was built with (Ray reuses processes)."""
+
+
+def _analyse_on_worker(settings_json: str, task: PhotoTask, data: bytes) -> PhotoAnalysis:
+    global _built_for
+    if _built_for != settings_json:
+        home = Path(tempfile.gettempdir()) / "facetrace-worker"  # the model cache, node-local
+        settings = Settings.model_validate_json(settings_json).model_copy(update={"home": home})
+        init_worker(settings.model_dump_json())
+        _built_for = settings_json
+    return run_in_worker(task, data)
