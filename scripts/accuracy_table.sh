@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print README's accuracy table: `facetrace eval pairs` on lfw-dev's pairs for each variant.
+# Print docs/accuracy.md's variants table: `facetrace eval pairs` on lfw-dev's pairs for each variant.
 # Descriptors come from the cache filled by scripts/describe_images.py (or are computed).
 #   scripts/accuracy_table.sh baseline noflip default nofallback pad0.2 pad0.3 cut300 jitter10
 set -euo pipefail

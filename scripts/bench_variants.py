@@ -6,7 +6,7 @@ Usage::
 
 Prints milliseconds per image for detection (+ landmarks) per detector setting and per
 face for the embedding step of each variant (chip cutting + descriptor), so the speed
-cost in README's accuracy table is measured side by side under the same load.
+cost in docs/accuracy.md's variants table is measured side by side under the same load.
 """
 
 from __future__ import annotations

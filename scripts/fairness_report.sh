@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Error rates by demographic group for the shipped model (README "Fairness"), and the
+# Error rates by demographic group for the shipped model (README and docs/fairness.md), and the
 # worst-group curve that the default decision threshold is read from.
 #   1. The UTKFace sample is split by row into halves A and B (each sex x race cell of
 #      300 faces gives about 150 to each). The sex x race worst-group curve is measured

@@ -1,4 +1,4 @@
-"""README's accuracy table: every variant on lfw-dev, three ways, from the descriptor cache.
+"""The variants table of docs/accuracy.md: each variant on lfw-dev, three ways, from the cache.
 
 For each variant: 10-fold accuracy on pairs-dev.txt (1500 pairs, the LFW protocol);
 FNMR at FMR 1e-3 and 1e-4 over *all* pairs of the 3058 faces (4.6 M impostor, 51 k

@@ -11,7 +11,7 @@ Detections and descriptors are cached on disk per variant (``cache_dir``), keyed
 by the image's path relative to the data folder, so a rerun, or a variant that
 only changes the embedding step, costs no detection time.
 
-:func:`recipe` builds the named variants measured for the README's accuracy
+:func:`recipe` builds the named variants measured for docs/accuracy.md's variants
 table; ``baseline`` is the plain dlib recipe (HOG with one upsampling, 5-point
 landmarks, dlib's own ``compute_face_descriptor``, no jitter).
 """
@@ -368,7 +368,7 @@ RECIPES: dict[str, str] = {
     "cut300": "as flip, chip cut at 300 px and box-downsized to 150",
     "jitter10": "as flip, plus 10 jittered copies (12 descriptors per face)",
 }
-"""The variants measured for the README's accuracy table, by name."""
+"""The variants measured for docs/accuracy.md's variants table, by name."""
 
 
 def recipe(name: str, cache_dir: Path | None, settings: Settings | None = None) -> Describer:

@@ -16,7 +16,7 @@ ivfpq      larger                        ``IndexIVFPQFastScan`` (nlist ~ sqrt(n)
 At a million faces of a collected gallery (half the probes strangers), IVF-PQ with
 4-bit fast-scan codes and 200 candidates re-ranked exactly gave recall@10 0.988 at
 46-50x exhaustive search, built in 25 s with 165 B of RAM a face; the HNSW graph needed
-efSearch 112 for 0.980 at 37x, built in 487 s with 820 B a face (README "Index").
+efSearch 112 for 0.980 at 37x, built in 487 s with 820 B a face (docs/benchmarks.md "Index").
 
 dlib's 128-D descriptors span about 80 dimensions: real ones and the bench's synthetic
 ones alike keep all but 1e-6 of their variance in their first 80 principal directions.
@@ -69,7 +69,7 @@ class FaissTuning:
 
     flat_max: int = 20_000
     hnsw_max: int = 1_000_000
-    # Measured at 1M face-like vectors, one thread (README "Index"): flat storage with
+    # Measured at 1M face-like vectors, one thread (docs/benchmarks.md "Index"): flat storage with
     # M=48 beat 8-bit codes with M=32 (0.974 recall@10 at 28x exact) and M=16. Graphs
     # built in one FAISS call with efConstruction 200 matched efConstruction 100 at
     # ~2/3 of its efSearch. On a collected gallery of the fitted face model (facelike.py,
