@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,15 +44,22 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         if os.environ.get("FACETRACE_REQUIRE_POSTGRES"):
             pytest.fail("FACETRACE_TEST_DATABASE_URL is not set (scripts/pg_server.py run)")
         pytest.skip("needs PostgreSQL: run through scripts/pg_server.py (scripts/test.sh does)")
+    with new_pg_database(PG_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def new_pg_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server, dropped afterwards."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -43,6 +43,14 @@ class Provenance:
     page_url: str | None
     collected_at: datetime
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "origin": self.origin,
+            "page_url": self.page_url,
+            "collected_at": self.collected_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -83,15 +91,7 @@ class Match:
             "collected_at": first.collected_at.isoformat() if first else None,
             "bbox": self.bbox.as_list(),
             "thumbnail": self.thumbnail,
-            "provenance": [
-                {
-                    "source": p.source,
-                    "origin": p.origin,
-                    "page_url": p.page_url,
-                    "collected_at": p.collected_at.isoformat(),
-                }
-                for p in self.provenance
-            ],
+            "provenance": [p.to_dict() for p in self.provenance],
         }
 
 

@@ -25,9 +25,10 @@ import pytest
 
 from facetrace import Settings
 from facetrace.config import IndexBackend
+from tests.conftest import PG_URL, new_pg_database
 
 RAY = Path(sys.executable).parent / "ray"
-PG_URL = os.environ.get("FACETRACE_TEST_DATABASE_URL")
+
 MILVUS_URI = os.environ.get("FACETRACE_TEST_MILVUS_URI")
 REQUIRED = bool(os.environ.get("FACETRACE_REQUIRE_POSTGRES"))
 """Set by scripts/test.sh: what is missing fails the run instead of skipping it."""
@@ -193,19 +194,8 @@ def database_url_pg() -> Iterator[str | None]:
             pytest.fail("FACETRACE_TEST_DATABASE_URL is not set (scripts/pg_server.py run)")
         yield None
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with new_pg_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["faiss", "milvus"])

@@ -19,7 +19,15 @@ from pydantic import BaseModel, Field
 
 from facetrace import operations as ops
 from facetrace.api import errors
-from facetrace.api.runtime import SESSION_COOKIE, Limits, Runtime, client_address, runtime
+from facetrace.api.runtime import (
+    SESSION_COOKIE,
+    Limits,
+    Runtime,
+    clear_session_cookie,
+    client_address,
+    runtime,
+    set_session_cookie,
+)
 from facetrace.api.security import TOKEN_HEADER, BodyLimit
 from facetrace.app import FaceTrace
 from facetrace.config import IndexBackend, Settings
@@ -518,15 +526,7 @@ def _routes(app: FastAPI) -> None:
             )
         except AccessDeniedError as exc:
             raise errors.Unauthenticated(str(exc).removeprefix("access denied: ")) from None
-        response.set_cookie(
-            SESSION_COOKIE,
-            session.token,
-            max_age=int(rt.settings.session_hours * 3600),
-            path="/",
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+        set_session_cookie(response, request, session.token, rt.settings.session_hours)
         return session.to_dict()
 
     @app.delete("/v1/session", tags=["access"], status_code=204)
@@ -536,7 +536,7 @@ def _routes(app: FastAPI) -> None:
         if token:
             await rt.run(sessions.sign_out, actor, token)
         response = Response(status_code=204)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        clear_session_cookie(response)
         return response
 
     @app.put("/v1/users/{name}/password", tags=["access"], status_code=204)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import Request
+from fastapi import Request, Response
 
 from facetrace.api.errors import Unauthenticated
 from facetrace.api.security import RateLimiter, bearer_token
@@ -219,6 +219,23 @@ class Runtime:
             return actor, expected
 
         return await self.run(check)
+
+
+def set_session_cookie(response: Response, request: Request, token: str, hours: float) -> None:
+    """The signed-in session's cookie: HttpOnly, SameSite=Strict, Secure over HTTPS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(hours * 3600),
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
 def runtime(request: Request) -> Runtime:

@@ -41,15 +41,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _provenance(p: Provenance) -> dict[str, Any]:
-    return {
-        "source": p.source,
-        "origin": p.origin,
-        "page_url": p.page_url,
-        "collected_at": p.collected_at.isoformat(),
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class CaseSummary:
     """One case in a list: its searches and confirmations, and when it last changed."""
@@ -101,7 +92,7 @@ class CaseMatch:
             "origin": first.origin if first else None,
             "page_url": first.page_url if first else None,
             "collected_at": first.collected_at.isoformat() if first else None,
-            "provenance": [_provenance(p) for p in self.provenance],
+            "provenance": [p.to_dict() for p in self.provenance],
         }
 
 

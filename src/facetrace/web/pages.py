@@ -21,7 +21,14 @@ from PIL import Image
 
 from facetrace import operations as ops
 from facetrace.api.errors import error_body
-from facetrace.api.runtime import SESSION_COOKIE, Runtime, client_address, runtime
+from facetrace.api.runtime import (
+    SESSION_COOKIE,
+    Runtime,
+    clear_session_cookie,
+    client_address,
+    runtime,
+    set_session_cookie,
+)
 from facetrace.app import SOURCE_KINDS
 from facetrace.errors import AccessDeniedError
 from facetrace.governance import access, confirm, sessions
@@ -149,15 +156,7 @@ def _router() -> APIRouter:
                 request, "signin.html", _bare(), next=_local(next), failed=True, status_code=401
             )
         response = _redirect(_local(next))
-        response.set_cookie(
-            SESSION_COOKIE,
-            session.token,
-            max_age=int(rt.settings.session_hours * 3600),
-            path="/",
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+        set_session_cookie(response, request, session.token, rt.settings.session_hours)
         return response
 
     @router.post("/signout")
@@ -166,7 +165,7 @@ def _router() -> APIRouter:
         page = await _signed_in(rt, request, csrf)
         await rt.run(sessions.sign_out, page["actor"], request.cookies[SESSION_COOKIE])
         response = _redirect(f"{PREFIX}/signin")
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        clear_session_cookie(response)
         return response
 
     # --- search -----------------------------------------------------------------------
