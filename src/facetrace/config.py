@@ -299,6 +299,13 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="How long a signed-in session lasts.",
     )
+    analysis_stall_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="When no photo analysis comes back from the worker processes or the "
+        "Ray cluster for this long, the analyses in flight become their items' errors "
+        "(facetrace jobs resume retries them) instead of the job waiting for ever.",
+    )
     task_poll_seconds: float = Field(
         default=2.0,
         gt=0,

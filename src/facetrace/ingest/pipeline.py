@@ -246,9 +246,9 @@ class IngestPipeline:
                 assert isinstance(task, PhotoTask)
                 pending[executor.submit(task, data)] = (task, data)
                 while len(pending) >= limit:
-                    yield from self._drain(pending)
+                    yield from self._drain(pending, self.settings.analysis_stall_seconds)
             while pending:
-                yield from self._drain(pending)
+                yield from self._drain(pending, self.settings.analysis_stall_seconds)
         # A twin whose first copy failed is analysed here rather than dropped.
         yield from self._analyse_here(deferred, source, counts, handle)
 
@@ -272,9 +272,23 @@ class IngestPipeline:
     @staticmethod
     def _drain(
         pending: dict[Future[PhotoAnalysis], tuple[PhotoTask, bytes]],
+        stall_seconds: float,
     ) -> Iterator[tuple[PhotoTask, bytes, PhotoAnalysis]]:
-        """Yield the analyses that are finished (waiting for at least one)."""
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        """Yield the analyses that are finished (waiting for at least one). When none
+        comes back for ``stall_seconds`` (a worker or a cluster node stopped answering
+        without being declared dead), every analysis in flight becomes its item's error,
+        which ``facetrace jobs resume`` retries: a job never waits for ever."""
+        done, _ = wait(list(pending), timeout=stall_seconds, return_when=FIRST_COMPLETED)
+        if not done:
+            message = (
+                f"no analysis came back in {stall_seconds:g} s (a worker or node stopped "
+                "answering); facetrace jobs resume retries it"
+            )
+            for fut in list(pending):
+                fut.cancel()
+                task, data = pending.pop(fut)
+                yield task, data, PhotoAnalysis(key=task.key, error=message)
+            return
         for fut in done:
             task, data = pending.pop(fut)
             try:
