@@ -17,7 +17,7 @@ number of false matches is that rate times the gallery size of that search.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -197,8 +197,8 @@ def list_cases(engine: FaceTrace, actor: Actor) -> tuple[CaseSummary, ...]:
 def show(engine: FaceTrace, actor: Actor, case_id: str) -> CaseRecord:
     """One case of the actor's organisation (NotFoundError if it has none by that ID).
     Reading it is not audited; its report is."""
-    record, _ = _read(engine, actor, case_id)
-    return record
+    case = _read(engine, actor, case_id)
+    return case.with_check(AuditLog(engine.store.engine).verify(None, actor.org_id))
 
 
 def report(engine: FaceTrace, actor: Actor, case_id: str) -> bytes:
@@ -210,23 +210,22 @@ def report(engine: FaceTrace, actor: Actor, case_id: str) -> bytes:
     report. Match thumbnails are included for actors who may search (who may see them
     anyway).
     """
-    record, faces = _read(engine, actor, case_id)
+    case = _read(engine, actor, case_id)
     log = AuditLog(engine.store.engine)
     engine.track_event(
         CaseReportExported(
             actor=actor.label,
             at=engine.clock(),
             org=actor.org_id,
-            case_id=record.case_id,
-            searches=len(record.searches),
-            entries=len(log.entries(record.case_id, org=actor.org_id)),
+            case_id=case.case_id,
+            searches=len(case.searches),
+            entries=len(log.entries(case.case_id, org=actor.org_id)),
         )
     )
-    checked = log.verify(None, actor.org_id)
-    record = replace(record, head=checked.head, verify=checked)
+    record = case.with_check(log.verify(None, actor.org_id))
     thumbnails: dict[int, bytes] = {}
     if Action.SEARCH in allowed_actions(actor):
-        for face_id, face in faces.items():
+        for face_id, face in case.faces.items():
             data = read_thumbnail(engine, face)
             if data is not None:
                 thumbnails[face_id] = data
@@ -245,10 +244,23 @@ def report(engine: FaceTrace, actor: Actor, case_id: str) -> bytes:
 # --- reading a case -------------------------------------------------------------------
 
 
-def _read(
-    engine: FaceTrace, actor: Actor, case_id: str
-) -> tuple[CaseRecord, dict[int, FaceRecord]]:
-    """The case, and the stored faces of its matches that the actor's organisation sees."""
+@dataclass(frozen=True, slots=True)
+class _Case:
+    """A case as read, before the chain is checked (its callers check the whole chain
+    once, at the moment each needs)."""
+
+    case_id: str
+    searches: tuple[CaseSearch, ...]
+    confirmations: tuple[CaseConfirmation, ...]
+    faces: dict[int, FaceRecord]
+    """The stored faces of its matches that the actor's organisation sees."""
+
+    def with_check(self, checked: VerifyReport) -> CaseRecord:
+        return CaseRecord(self.case_id, self.searches, self.confirmations, checked.head, checked)
+
+
+def _read(engine: FaceTrace, actor: Actor, case_id: str) -> _Case:
+    """The case of the actor's organisation (NotFoundError if it has none by that ID)."""
     require(engine, actor, Action.CASES_READ, f"case:{case_id}")
     case_id = case_id.strip()
     if not case_id:
@@ -306,9 +318,7 @@ def _read(
                 matches=tuple(matches),
             )
         )
-    checked = log.verify(None, org)
-    record = CaseRecord(case_id, tuple(searches), confirmations, checked.head, checked)
-    return record, faces
+    return _Case(case_id, tuple(searches), confirmations, faces)
 
 
 def _int(value: object) -> int:
