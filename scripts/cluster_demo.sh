@@ -11,11 +11,16 @@
 # Everything is stopped and deleted on exit, also after an error or Ctrl-C.
 #
 # Usage: scripts/cluster_demo.sh [N]   N: ingest only the first N photos (default: all)
+#        scripts/cluster_demo.sh --bench [N]   instead: `facetrace bench ingest --cluster`
+#          on the same cluster (1 and 2 worker nodes, and the embedded pipeline with as
+#          many CPUs, on the same photos); prints its JSON. No PostgreSQL or Milvus.
 # Env: FACETRACE_DEMO_IMAGES (default ../shared/data/lfw-dev/images),
 #      RAY_WORKER_CPUS (CPUs of each worker node, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+BENCH=0
+if [ "${1:-}" = "--bench" ]; then BENCH=1; shift; fi
 LIMIT="${1:-0}"
 IMAGES="${FACETRACE_DEMO_IMAGES:-../shared/data/lfw-dev/images}"
 WORKER_CPUS="${RAY_WORKER_CPUS:-1}"
@@ -26,7 +31,7 @@ export RAY_USAGE_STATS_ENABLED=0
 
 [ -d "$IMAGES" ] || { echo "no photos at $IMAGES (set FACETRACE_DEMO_IMAGES)" >&2; exit 2; }
 "$PY" -c "import ray" 2>/dev/null || { echo 'needs Ray: pip install -e ".[ray]"' >&2; exit 2; }
-if "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', 2380)) != 0)"; then
+if [ "$BENCH" = 0 ] && "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', 2380)) != 0)"; then
     echo "a Milvus standalone already runs on this machine (its etcd port 2380 is taken)" >&2
     exit 2
 fi
@@ -57,9 +62,11 @@ ray_node() {
     wait "$pid" || { cat "$WORK/ray-$((${#RAY_GROUPS[@]} - 1)).log" >&2; exit 1; }
 }
 
-echo "== PostgreSQL and Milvus"
-PG_URL="$("$PY" scripts/pg_server.py --state "$WORK/pg.json" start)"
-MILVUS_URI="$("$PY" scripts/milvus_server.py --state "$WORK/milvus.json" start)"
+if [ "$BENCH" = 0 ]; then
+    echo "== PostgreSQL and Milvus"
+    PG_URL="$("$PY" scripts/pg_server.py --state "$WORK/pg.json" start)"
+    MILVUS_URI="$("$PY" scripts/milvus_server.py --state "$WORK/milvus.json" start)"
+fi
 
 echo "== Ray: a head and two worker nodes on 127.0.0.1"
 GCS_PORT="$(free_port)"
@@ -72,6 +79,15 @@ for _ in 1 2; do  # one after the other: nodes on one machine pick their socket 
         --dashboard-agent-listen-port="$(free_port)"
 done
 "$RAY" status --address="127.0.0.1:$GCS_PORT" | sed -n '/^Node status/,/^Pending/p'
+
+if [ "$BENCH" = 1 ]; then
+    echo "== bench ingest on 1 and 2 worker nodes, and embedded, on the same photos"
+    LIMIT_ARGS=()
+    [ "$LIMIT" -gt 0 ] && LIMIT_ARGS=(--limit "$LIMIT")
+    FACETRACE_HOME="$WORK/home" "${FACETRACE[@]}" bench ingest "$IMAGES" \
+        --cluster "ray://127.0.0.1:$CLIENT_PORT" --nodes 1,2 "${LIMIT_ARGS[@]}" --json
+    exit 0
+fi
 
 export FACETRACE_HOME="$WORK/home"
 export FACETRACE_DATABASE_URL="$PG_URL"

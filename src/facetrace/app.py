@@ -457,9 +457,11 @@ class FaceTrace:
         job_id: int | None = None,
         skip: frozenset[str] = frozenset(),
         cluster: str | None = None,
+        cluster_nodes: int | None = None,
     ) -> IngestSummary:
         """Ingest photo tasks into ``org``'s ``source``; per-item errors are in the summary.
-        With ``cluster`` (``auto`` or ``ray://HOST:PORT``) the analyses run on a Ray cluster."""
+        With ``cluster`` (``auto`` or ``ray://HOST:PORT``) the analyses run on a Ray cluster,
+        on its first ``cluster_nodes`` worker nodes if given (for ``bench ingest``)."""
         record = self.source(source, org)
         gate = IngestGate(self.store, record)
         pipeline = IngestPipeline(
@@ -484,6 +486,7 @@ class FaceTrace:
                 job_id=job_id,
                 skip=skip,
                 cluster=cluster,
+                cluster_nodes=cluster_nodes,
             )
         assign_new(self)
         for host, items in sorted(gate.refused.items()):
@@ -517,9 +520,11 @@ class FaceTrace:
         actor: str = "local",
         org: int = PLATFORM_ORG,
         cluster: str | None = None,
+        cluster_nodes: int | None = None,
     ) -> IngestSummary:
         """Ingest photos, folders (recursively), URL lists or WARC archives into ``org``'s
-        ``source`` (analysed on the Ray cluster ``cluster``, if given).
+        ``source`` (analysed on the Ray cluster ``cluster``, if given: on its first
+        ``cluster_nodes`` worker nodes, if given).
 
         The run is recorded as a job; if it is interrupted, :meth:`resume_job`
         finishes it without redoing the items already done.
@@ -529,7 +534,17 @@ class FaceTrace:
         spec = {"kind": kind.value, "paths": [str(Path(p).resolve()) for p in paths]}
         job_id = self.store.create_job(record.id, kind.value, spec, self.clock())
         return self._run_job(
-            job_id, kind, paths, record, workers, on_item, actor, org, frozenset(), cluster
+            job_id,
+            kind,
+            paths,
+            record,
+            workers,
+            on_item,
+            actor,
+            org,
+            frozenset(),
+            cluster,
+            cluster_nodes,
         )
 
     def resume_job(
@@ -570,6 +585,7 @@ class FaceTrace:
         org: int,
         skip: frozenset[str],
         cluster: str | None,
+        cluster_nodes: int | None = None,
     ) -> IngestSummary:
         policy = SourcePolicy.from_source(record.policy)
         tasks = collect(
@@ -586,6 +602,7 @@ class FaceTrace:
                 job_id=job_id,
                 skip=skip,
                 cluster=cluster,
+                cluster_nodes=cluster_nodes,
             )
         except BaseException as exc:
             # A full disk may refuse this too; a resume accepts a job left "running".

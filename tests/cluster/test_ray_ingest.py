@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 
 from facetrace import FaceTrace, Settings
 from facetrace.cli.main import app
-from facetrace.errors import ClusterError
+from facetrace.errors import ClusterError, UsageError
+from facetrace.ingest.cluster import RayAnalysis
+from facetrace.ingest.executors import TASKS_PER_WORKER
 from facetrace.ingest.pipeline import ItemOutcome
 from tests.cluster.conftest import RayCluster
 from tests.conftest import JOHNS
@@ -125,8 +127,14 @@ STALL_SECONDS = 90.0
 """How long the kill test waits for an analysis before its items become errors."""
 
 
+@pytest.mark.parametrize("kill_after", [3, 12, 30])
 def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
-    ray_cluster: RayCluster, cluster_gallery: FaceTrace, photos: Path, probe: Path, local: Gallery
+    ray_cluster: RayCluster,
+    cluster_gallery: FaceTrace,
+    photos: Path,
+    probe: Path,
+    local: Gallery,
+    kill_after: int,
 ) -> None:
     gallery = cluster_gallery
     victim = ray_cluster.workers[-1]
@@ -134,7 +142,7 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
 
     def on_item(outcome: ItemOutcome) -> None:
         done.append(outcome)
-        if len(done) == 5:  # both nodes are busy, a few tasks each in flight
+        if len(done) == kill_after:  # both nodes busy, a few tasks each in flight
             ray_cluster.kill_worker(victim)
 
     gallery.settings.analysis_stall_seconds = STALL_SECONDS
@@ -231,3 +239,69 @@ def test_an_unusable_cluster_address_is_a_one_line_error(tmp_path: Path) -> None
     assert result.exit_code != 0
     assert "--cluster 'nowhere': expected" in result.output
     assert "Traceback" not in result.output
+
+
+def test_bench_times_one_and_two_worker_nodes_against_the_embedded_pipeline(
+    ray_cluster: RayCluster, photos: Path, local: Gallery, tmp_path: Path
+) -> None:
+    from facetrace.evaluation.bench_ingest import bench_cluster_ingest
+
+    settings = Settings(home=tmp_path / "home", near_duplicate_bits=NEAR_DUPLICATES)
+    report = bench_cluster_ingest(photos, ray_cluster.address, nodes=(2, 1), settings=settings)
+
+    assert report["node_cpus"] == [1, 1]
+    one, two = report["cluster_1_node"], report["cluster_2_nodes"]
+    embedded = report["embedded_2_workers"]
+    assert (one["cpus"], two["cpus"], embedded["workers"]) == (1, 2, 2)
+    assert local.items is not None
+    for run in (one, two, embedded):  # the same photos, analysed alike everywhere
+        assert (run["images"], run["errors"]) == (sum(local.items.values()), 0)
+        assert run["faces"] == sum(local.faces_by_sha.values())
+    assert report["scale_out"]["1"] == 1.0
+    ratio = two["images_per_s"] / one["images_per_s"]
+    assert report["scale_out"]["2"] == pytest.approx(ratio, rel=1e-2)
+    assert report["cluster_overhead"] == pytest.approx(
+        1 - two["images_per_s"] / embedded["images_per_s"], abs=1e-2
+    )
+    with pytest.raises(UsageError, match="the cluster has 2 worker nodes"):
+        bench_cluster_ingest(photos, ray_cluster.address, nodes=(1, 3), settings=settings)
+    with (
+        pytest.raises(ClusterError, match="has 2 worker nodes with CPUs, not 3"),
+        RayAnalysis.connect(ray_cluster.address, settings, nodes=3),
+    ):
+        pass
+    with RayAnalysis.connect(ray_cluster.address, settings, nodes=1) as one_node:
+        assert one_node.capacity == TASKS_PER_WORKER  # one node of one CPU
+
+
+def test_auto_finds_the_cluster_this_machine_is_a_node_of(
+    ray_cluster: RayCluster, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--cluster auto`` on a node: Ray finds its cluster (here through RAY_ADDRESS, as
+    on a node whose cluster was started with another temp dir)."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    few = sorted(photos.iterdir())[:4]
+    settings = Settings(home=tmp_path / "home", workers=1, near_duplicate_bits=NEAR_DUPLICATES)
+    with FaceTrace.open(settings) as ft:
+        ft.add_source(SOURCE, lawful_basis="test archive")
+        summary = ft.ingest(few, source=SOURCE, cluster="auto")
+    assert summary.errors == () and summary.photos_added == len(few)
+    assert summary.faces_added >= len(few)
+
+
+def test_rays_messages_go_to_stderr_and_leave_stdout_to_the_json(
+    ray_cluster: RayCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A driver on the GCS address prints the cluster's errors ("(raylet) A worker
+    died ...") through this function of Ray's, to stdout unless redirected."""
+    from ray._private.worker import print_to_stdstream
+
+    settings = Settings(home=tmp_path / "home", workers=1)
+    with RayAnalysis.connect(ray_cluster.address, settings):
+        print_to_stdstream(
+            {"lines": ["A worker died or was killed."], "pid": "raylet", "is_err": False},
+            ignore_prefix=False,
+        )
+    captured = capsys.readouterr()
+    assert "A worker died" in captured.err
+    assert "A worker died" not in captured.out

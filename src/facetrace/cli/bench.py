@@ -26,17 +26,38 @@ def ingest(
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also time the plain dlib loop.")
     ] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Measure scale-out on this Ray cluster (auto, ray://HOST:PORT or HOST:PORT) "
+            "against the embedded pipeline with as many CPUs.",
+        ),
+    ] = None,
+    nodes: Annotated[
+        str, typer.Option("--nodes", help="With --cluster: worker-node counts to time.")
+    ] = "1,2",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Images/s and faces/s of the pipeline vs a plain one-image-at-a-time dlib loop."""
-    from facetrace.errors import NotFoundError
-    from facetrace.evaluation.bench_ingest import bench_ingest
+    """Images/s and faces/s of the pipeline vs a plain one-image-at-a-time dlib loop,
+    or with --cluster, on 1, 2, ... worker nodes of a Ray cluster vs the embedded pipeline."""
+    from facetrace.errors import NotFoundError, UsageError
+    from facetrace.evaluation.bench_ingest import bench_cluster_ingest, bench_ingest
 
     if not folder.is_dir():
         raise NotFoundError(f"{folder} is not a folder")
-    report = bench_ingest(
-        folder, limit=limit, workers=workers, baseline=baseline, settings=settings_from(ctx)
-    )
+    if cluster is not None:
+        try:
+            counts = [int(n) for n in nodes.split(",")]
+        except ValueError:
+            raise UsageError(f"--nodes {nodes!r}: expected counts such as 1,2") from None
+        report = bench_cluster_ingest(
+            folder, cluster, nodes=counts, limit=limit, settings=settings_from(ctx)
+        )
+    else:
+        report = bench_ingest(
+            folder, limit=limit, workers=workers, baseline=baseline, settings=settings_from(ctx)
+        )
     if as_json:
         print_json(report)
     else:

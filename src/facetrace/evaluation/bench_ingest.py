@@ -5,6 +5,12 @@ The baseline is what a face_recognition user runs, on the same dlib wheel:
 ``face_encodings`` (5-point landmarks, ResNet descriptor, no jitter), one image
 at a time in one process. Both run in the same invocation so the ratio is fair
 on a shared, noisy machine.
+
+With ``cluster`` it measures scale-out instead: the pipeline with its analyses on the
+Ray cluster's first 1, 2, ... worker nodes, and the embedded pipeline (worker processes
+on this machine) with as many workers as the largest run had cluster CPUs, on the same
+images in the same run. Every run commits to a fresh SQLite + FAISS gallery on this
+machine, so the ratios measure the cluster alone, not the stores.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from facetrace.config import Settings
+from facetrace.errors import UsageError
 from facetrace.ingest.folder import iter_files
 
 
@@ -67,23 +74,41 @@ def plain_dlib_loop(files: Sequence[Path]) -> dict[str, Any]:
 
 
 def pipeline_run(
-    files: Sequence[Path], workers: int, settings: Settings | None = None
+    files: Sequence[Path],
+    workers: int,
+    settings: Settings | None = None,
+    *,
+    cluster: str | None = None,
+    cluster_nodes: int | None = None,
 ) -> dict[str, Any]:
-    """Ingest ``files`` into a fresh temporary gallery and time it."""
+    """Ingest ``files`` into a fresh temporary gallery (SQLite and FAISS) and time it,
+    analysed by ``workers`` local processes or on ``cluster_nodes`` nodes of ``cluster``."""
     from facetrace.app import FaceTrace
+    from facetrace.config import IndexBackend
 
     with tempfile.TemporaryDirectory(prefix="facetrace-bench-") as tmp:
         base = settings or Settings()
-        s = base.model_copy(update={"home": Path(tmp), "database_url": None})
+        s = base.model_copy(
+            update={"home": Path(tmp), "database_url": None, "index_backend": IndexBackend.FAISS}
+        )
         with FaceTrace.open(s) as engine:
             engine.add_source("bench", lawful_basis="benchmark")
             start = time.perf_counter()
-            summary = engine.ingest(list(files), source="bench", workers=workers)
+            cpu = time.process_time()  # this process's, not its workers'
+            summary = engine.ingest(
+                list(files),
+                source="bench",
+                workers=workers,
+                cluster=cluster,
+                cluster_nodes=cluster_nodes,
+            )
             seconds = time.perf_counter() - start
+            driver_cpu = time.process_time() - cpu
     n = summary.photos_added + summary.duplicates
     return {
         "workers": workers,
         "images": n,
+        "driver_cpu_ms_per_image": round(1000 * driver_cpu / n, 3) if n else None,
         "faces": summary.faces_added,
         "errors": len(summary.errors),
         "seconds": round(seconds, 3),
@@ -124,4 +149,56 @@ def bench_ingest(
     if baseline:
         base = report["plain_dlib_loop"]["images_per_s"]
         report["speedup_vs_plain_loop"] = round(best["images_per_s"] / base, 3) if base else None
+    return report
+
+
+def bench_cluster_ingest(
+    folder: Path,
+    cluster: str,
+    *,
+    nodes: Sequence[int] = (1, 2),
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Images/s on the first ``n`` worker nodes of ``cluster`` for each ``n`` in ``nodes``,
+    and of the embedded pipeline with as many local workers as the largest run's CPUs.
+
+    ``scale_out`` is each run's images/s over the one-node run's; ``cluster_overhead``
+    is the share of the embedded pipeline's images/s that the largest cluster run loses
+    with the same number of CPUs (0: none; it includes the cluster's own processes
+    sharing this machine when the nodes run here)."""
+    from facetrace.ingest.cluster import node_cpus
+
+    files = list(iter_files([folder]))
+    if limit:
+        files = files[:limit]
+    counts = sorted(set(nodes))
+    cpus = node_cpus(cluster)
+    if not counts or counts[0] < 1 or counts[-1] > len(cpus):
+        raise UsageError(
+            f"--nodes {','.join(map(str, counts))}: the cluster has {len(cpus)} worker nodes"
+        )
+    report: dict[str, Any] = {
+        "images": len(files),
+        "folder": str(folder),
+        "cluster": cluster,
+        "cpu_count": os.cpu_count(),
+        "node_cpus": cpus,
+    }
+    runs: dict[int, dict[str, Any]] = {}
+    for n in counts:
+        run = pipeline_run(files, 1, settings, cluster=cluster, cluster_nodes=n)
+        runs[n] = {"nodes": n, "cpus": sum(cpus[:n]), **run}
+        report[f"cluster_{n}_node{'s' if n > 1 else ''}"] = runs[n]
+    local_workers = runs[counts[-1]]["cpus"]
+    local = pipeline_run(files, local_workers, settings)
+    report[f"embedded_{local_workers}_workers"] = local
+    first = runs[counts[0]]["images_per_s"]
+    report["scale_out"] = {
+        str(n): round(r["images_per_s"] / first, 3) if first else None for n, r in runs.items()
+    }
+    largest = runs[counts[-1]]["images_per_s"]
+    report["cluster_overhead"] = (
+        round(1 - largest / local["images_per_s"], 3) if local["images_per_s"] else None
+    )
     return report

@@ -20,8 +20,10 @@ cannot leave a half-written or duplicated photo.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -38,6 +40,8 @@ from facetrace.ingest.tasks import PhotoAnalysis, PhotoTask, init_worker, run_in
 
 MAX_RETRIES = 3
 """Times Ray runs a task again after its worker process or node died."""
+NODE_ID_LABEL = "ray.io/node-id"
+"""The label Ray gives every node: its id."""
 CONNECT_ATTEMPTS = 3
 """Ray Client's server sometimes dies while it starts a session (ray-project/ray#63202,
 a gRPC fork race; a few percent of connections): connecting is tried this many times."""
@@ -66,38 +70,44 @@ class RayAnalysis:
     """Analyses as Ray tasks, a few per CPU of the cluster in flight
     (an :class:`~facetrace.ingest.executors.AnalysisExecutor`)."""
 
-    def __init__(self, ray: Any, settings: Settings, cpus: int) -> None:
+    def __init__(
+        self, ray: Any, settings: Settings, cpus: int, node_ids: list[str] | None = None
+    ) -> None:
         self._cpus = cpus
         # What the analyzer needs, without the addresses (and passwords) of the stores.
         worker_settings = settings.model_copy(update={"database_url": None, "milvus_uri": None})
         self._settings = ray.put(worker_settings.model_dump_json())
-        self._remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_analyse_on_worker)
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": MAX_RETRIES}
+        if node_ids is not None:  # Ray's own node labels choose the nodes
+            options["label_selector"] = {NODE_ID_LABEL: f"in({','.join(node_ids)})"}
+        self._remote = ray.remote(**options)(_analyse_on_worker)
 
     @classmethod
     @contextmanager
-    def connect(cls, address: str, settings: Settings) -> Iterator[RayAnalysis]:
+    def connect(
+        cls, address: str, settings: Settings, nodes: int | None = None
+    ) -> Iterator[RayAnalysis]:
         """Connect to the cluster at ``address`` for the ``with`` block.
 
         ``address``: ``auto`` (the cluster this machine is a node of), ``ray://HOST:PORT``
         (Ray Client, from anywhere) or ``HOST:PORT`` (the head's GCS port, from a node).
-        Raises :class:`ClusterError` when it cannot connect or the cluster has no CPUs.
+        ``nodes``: use only that many of its worker nodes (those with CPUs, in the order
+        Ray lists them), as ``bench ingest --cluster`` does to measure scale-out.
+        Raises :class:`ClusterError` when it cannot connect, the cluster has no CPUs, or
+        fewer worker nodes than ``nodes``.
         """
-        if address != "auto" and not _ADDRESS.fullmatch(address):
-            raise ClusterError(
-                f"--cluster {address!r}: expected 'auto', 'ray://HOST:PORT' or 'HOST:PORT'"
-            )
-        ray = _import_ray()
-        owned = not ray.is_initialized()
-        if owned:
-            _init(ray, address)
-        try:
-            cpus = int(ray.cluster_resources().get("CPU", 0))
+        # A driver connected to the GCS prints the cluster's error messages ("(raylet) A
+        # worker died...") on stdout, where they would break `ingest --json`: they are
+        # diagnostics, so they go to stderr while connected.
+        with contextlib.redirect_stdout(sys.stderr), _connected(address) as ray:
+            if nodes is None:
+                cpus = int(ray.cluster_resources().get("CPU", 0))
+                node_ids = None
+            else:
+                cpus, node_ids = _first_nodes(ray, address, nodes)
             if cpus < 1:
                 raise ClusterError(f"the Ray cluster at {address!r} has no CPUs to work on")
-            yield cls(ray, settings, cpus)
-        finally:
-            if owned:
-                ray.shutdown()
+            yield cls(ray, settings, cpus, node_ids)
 
     @property
     def capacity(self) -> int:
@@ -109,6 +119,50 @@ class RayAnalysis:
         return _translated(ref.future())
 
 
+def node_cpus(address: str) -> list[int]:
+    """The CPUs of each live worker node of the cluster at ``address``, in the order
+    :meth:`RayAnalysis.connect` takes them. Raises :class:`ClusterError`."""
+    with _connected(address) as ray:
+        return [int(n["Resources"]["CPU"]) for n in _worker_nodes(ray)]
+
+
+@contextmanager
+def _connected(address: str) -> Iterator[Any]:
+    """The ``ray`` module, connected to the cluster at ``address`` for the ``with``
+    block (or already connected, and then left so)."""
+    if address != "auto" and not _ADDRESS.fullmatch(address):
+        raise ClusterError(
+            f"--cluster {address!r}: expected 'auto', 'ray://HOST:PORT' or 'HOST:PORT'"
+        )
+    ray = _import_ray()
+    owned = not ray.is_initialized()
+    if owned:
+        _init(ray, address)
+    try:
+        yield ray
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _worker_nodes(ray: Any) -> list[dict[str, Any]]:
+    """Live nodes with at least one CPU, in the order Ray lists them."""
+    return [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= 1]
+
+
+def _first_nodes(ray: Any, address: str, nodes: int) -> tuple[int, list[str]]:
+    """The CPUs and ids of the cluster's first ``nodes`` live worker nodes."""
+    if nodes < 1:
+        raise ClusterError(f"cannot run on {nodes} nodes")
+    workers = _worker_nodes(ray)
+    if len(workers) < nodes:
+        raise ClusterError(
+            f"the Ray cluster at {address!r} has {len(workers)} worker nodes with CPUs, not {nodes}"
+        )
+    chosen = workers[:nodes]
+    return int(sum(n["Resources"]["CPU"] for n in chosen)), [n["NodeID"] for n in chosen]
+
+
 def _init(ray: Any, address: str) -> None:
     """Connect this process to the cluster, or raise :class:`ClusterError`."""
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
@@ -116,6 +170,11 @@ def _init(ray: Any, address: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # Ray's tips at connection
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            # Ray Client's advice once 10 MB of tasks were sent: each photo's bytes go
+            # with its task by design (no shared disk).
+            warnings.filterwarnings(
+                "ignore", message="More than 10MB of messages", category=UserWarning
+            )
             return
         except ConnectionAbortedError as exc:  # the session's server died starting
             ray.shutdown()

@@ -55,10 +55,11 @@ class LocalProcesses:
 
 @contextmanager
 def open_executor(
-    settings: Settings, workers: int, cluster: str | None = None
+    settings: Settings, workers: int, cluster: str | None = None, cluster_nodes: int | None = None
 ) -> Iterator[AnalysisExecutor]:
     """Worker processes here (``cluster`` None), or the Ray cluster at ``cluster``
-    (``auto`` or ``ray://HOST:PORT``, see :mod:`facetrace.ingest.cluster`); closed on exit.
+    (``auto`` or ``ray://HOST:PORT``, see :mod:`facetrace.ingest.cluster`; only its first
+    ``cluster_nodes`` worker nodes, if given); closed on exit.
 
     Raises :class:`facetrace.errors.ClusterError` for a cluster that cannot be reached
     and :class:`facetrace.errors.MissingDependencyError` without the ``ray`` extra.
@@ -66,7 +67,7 @@ def open_executor(
     if cluster is not None:
         from facetrace.ingest.cluster import RayAnalysis
 
-        with RayAnalysis.connect(cluster, settings) as remote:
+        with RayAnalysis.connect(cluster, settings, nodes=cluster_nodes) as remote:
             yield remote
         return
     with ProcessPoolExecutor(

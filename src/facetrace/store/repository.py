@@ -256,6 +256,8 @@ def create_db_engine(url: str) -> Engine:
 
 
 _WRITE_ATTEMPTS = 3
+_IN_BATCH = 10_000
+"""Ids per ``IN (...)`` list: under SQLite's bound-parameter limit."""
 
 
 def _retrying_conflicts(write: Callable[[], R]) -> R:
@@ -604,12 +606,16 @@ class Store:
                 with_faces(conn)
         return PhotoWrite(photo_id, tuple(face_ids), created=True, sighting_created=True)
 
-    def count_faces(self, face_ids: Sequence[int]) -> int:
-        """How many of ``face_ids`` are stored (an index lookup; no rows are read)."""
+    def stored_face_ids(self, face_ids: Sequence[int]) -> set[int]:
+        """Those of ``face_ids`` that are stored (an index lookup; no rows are read)."""
         f = schema.faces
+        found: set[int] = set()
+        ids = list(face_ids)
         with self.engine.connect() as conn:
-            query = select(func.count()).select_from(f).where(f.c.id.in_(list(face_ids)))
-            return int(conn.execute(query).scalar() or 0)
+            for start in range(0, len(ids), _IN_BATCH):
+                query = select(f.c.id).where(f.c.id.in_(ids[start : start + _IN_BATCH]))
+                found.update(int(i) for i in conn.execute(query).scalars())
+        return found
 
     def faces(
         self, face_ids: Sequence[int], visible_to_org: int | None = None
