@@ -11,12 +11,19 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import Engine, func, inspect, select
 
 from facetrace import FaceTrace, NotFoundError, Settings
 from facetrace.config import BlobStoreKind
+from facetrace.evaluation.calibration import (
+    Calibration,
+    build_calibration,
+    save_calibration,
+    table_blob,
+)
 from facetrace.governance.backup import backup, restore
 from facetrace.governance.doctor import Check, examine
 from facetrace.governance.takedown import takedown_source
@@ -124,6 +131,38 @@ def test_another_node_reads_the_thumbnails_and_sees_them_taken_down(
     first.close()
 
 
+def _table(model_id: str, seed: int) -> Calibration:
+    rng = np.random.default_rng(seed)
+    return build_calibration(
+        model_id, rng.uniform(0.45, 1.2, 5_000), rng.uniform(0.2, 0.6, 500), dataset="synthetic"
+    )
+
+
+@pytest.mark.parametrize("shared", ["database", "folder"])
+def test_every_node_searches_with_the_calibration_one_node_made(
+    tmp_path: Path, analyzer: FaceAnalyzer, database_url: str | None, shared: str
+) -> None:
+    """``eval calibrate`` on one node changes the false-match rates on every node."""
+    url = database_url or f"sqlite:///{(tmp_path / 'meta.db').resolve()}"
+    values: dict[str, object] = {"blob_store": shared}
+    if shared == "folder":
+        values["blob_dir"] = tmp_path / "shared-blobs"
+    first = _ingested(_settings(tmp_path / "node1", url, **values), analyzer)
+    packaged = first.calibration
+    assert packaged is not None  # the table that ships with the model
+    table = _table(analyzer.model_id, seed=1)
+    where = save_calibration(table, first.blobs)
+    assert where == first.blobs.locate(table_blob(analyzer.model_id))
+    first.reconcile()  # a table is no orphan thumbnail
+    with FaceTrace.open(_settings(tmp_path / "node2", url, **values), analyzer=analyzer) as other:
+        got = other.calibration
+        assert got is not None and got.to_dict() == table.to_dict() != packaged.to_dict()
+        assert got.false_match_rate(0.5) != packaged.false_match_rate(0.5)
+    assert not (tmp_path / "node1" / "calibration").exists()  # on no node's own disk
+    assert not (tmp_path / "node2" / "calibration").exists()
+    first.close()
+
+
 @pytest.mark.parametrize("blob_store", ["folder", "database"])
 def test_reconcile_deletes_orphan_blobs_and_keeps_the_rest(
     tmp_path: Path, analyzer: FaceAnalyzer, database_url: str | None, blob_store: str
@@ -167,15 +206,19 @@ def test_doctor_moves_thumbnails_left_in_the_home_folder_into_the_database(
 def test_a_backup_restores_its_thumbnails_into_the_store_the_new_settings_choose(
     tmp_path: Path, analyzer: FaceAnalyzer, database_url: str | None, made: str, restored: str
 ) -> None:
+    table = _table(analyzer.model_id, seed=2)
     with _ingested(_settings(tmp_path / "home", database_url, blob_store=made), analyzer) as ft:
         before = {n: ft.blobs.get(n) for n in ft.store.thumbnails()}
+        save_calibration(table, ft.blobs)
         manifest = backup(ft, ADMIN, tmp_path / "backup")
     assert manifest.thumbnails_missing == 0
     assert {n for n in manifest.files if n.startswith("thumbs/")} == set(before)
+    assert table_blob(analyzer.model_id) in manifest.files
     settings = _settings(tmp_path / "new", None, blob_store=restored)
     restore(tmp_path / "backup", settings, ADMIN, analyzer=analyzer)
     with FaceTrace.open(settings, analyzer=analyzer) as ft:
         assert {n: ft.blobs.get(n) for n in ft.store.thumbnails()} == before
+        assert ft.calibration is not None and ft.calibration.to_dict() == table.to_dict()
         assert (restored == "folder") == (tmp_path / "new" / "thumbs").exists()
         assert examine(ft, ADMIN).healthy
 

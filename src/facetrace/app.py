@@ -185,7 +185,7 @@ class FaceTrace:
     @functools.cached_property
     def calibration(self) -> Calibration | None:
         """The active model's distance -> false-match-rate table, or None if it has none."""
-        return load_calibration(self.analyzer.model_id, self.home)
+        return load_calibration(self.analyzer.model_id, self.home, self.blobs)
 
     @property
     def match_threshold(self) -> float:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +26,7 @@ from facetrace.errors import UsageError
 if TYPE_CHECKING:
     from facetrace.evaluation.calibration import Calibration
     from facetrace.evaluation.demographics import DemographicsReport, LabelSet, PairSet
+    from facetrace.store.blobs import BlobStore
 
 app = typer.Typer(
     help="Measure accuracy: 1:1 pairs, open-set 1:N identification, FMR calibration.",
@@ -51,6 +54,46 @@ FallbackOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@contextmanager
+def _gallery_blobs(settings: Settings, *, create: bool = False) -> Iterator[BlobStore | None]:
+    """The gallery's blob store, where its calibration tables live; None when there is
+    no gallery yet and ``create`` is false (reading then falls back to the packaged table)."""
+    from sqlalchemy.engine import make_url
+
+    from facetrace.store.blobs import open_blobs
+    from facetrace.store.repository import Store
+
+    url = make_url(settings.resolved_database_url)
+    sqlite_file = Path(url.database or "") if url.get_backend_name() == "sqlite" else None
+    if not create and sqlite_file is not None and not sqlite_file.is_file():
+        yield None
+        return
+    store = Store.open(settings.resolved_database_url)
+    try:
+        yield open_blobs(settings, store.engine)
+    finally:
+        store.close()
+
+
+def _load_calibration(settings: Settings, model_id: str) -> Calibration | None:
+    """The gallery's table for ``model_id``, else the packaged one, else None."""
+    from facetrace.evaluation.calibration import load_calibration
+
+    with _gallery_blobs(settings) as blobs:
+        return load_calibration(model_id, settings.home, blobs)
+
+
+def _save_calibration(settings: Settings, table: Calibration, out: Path | None) -> str:
+    """Write ``table`` to ``out``, or make it the gallery's own; returns where it went."""
+    from facetrace.evaluation.calibration import save_calibration
+
+    if out is not None:
+        return str(table.save(out))
+    with _gallery_blobs(settings, create=True) as blobs:
+        assert blobs is not None
+        return save_calibration(table, blobs)
 
 
 def _describer(
@@ -247,7 +290,6 @@ def cluster(
     beside Chinese whispers and DBSCAN on the same descriptors."""
     import numpy as np
 
-    from facetrace.evaluation.calibration import load_calibration
     from facetrace.evaluation.clustering import evaluate_clustering
 
     settings = settings_from(ctx)
@@ -268,7 +310,7 @@ def cluster(
     if settings.cluster_threshold is not None:
         threshold = settings.cluster_threshold
     else:
-        calibration = load_calibration(describer.embedder.model_id, settings.home)
+        calibration = _load_calibration(settings, describer.embedder.model_id)
         if calibration is None:
             raise UsageError("this model has no calibration; set FACETRACE_CLUSTER_THRESHOLD")
         threshold = calibration.threshold_at(settings.cluster_fmr)
@@ -337,7 +379,6 @@ def calibrate(
     from facetrace.evaluation.calibration import (
         build_calibration,
         impostor_genuine_distances,
-        user_table_path,
     )
     from facetrace.evaluation.identify import identity_of, read_list
     from facetrace.evaluation.pairs import describe_all
@@ -375,7 +416,7 @@ def calibrate(
         recipe=describer.key,
         command=shlex.join(["facetrace", *sys.argv[1:]]),
     )
-    path = table.save(out if out is not None else user_table_path(settings.home, model_id))
+    where = _save_calibration(settings, table, out)
     rows = []
     for fmr in (1e-2, 1e-3, 1e-4, 1e-5):
         if fmr >= table.fmr[0]:
@@ -389,7 +430,7 @@ def calibrate(
             )
     summary = {
         "model_id": model_id,
-        "table": str(path),
+        "table": where,
         "faces": len(found),
         "images": len(keys),
         "impostor_pairs": table.impostor_pairs,
@@ -401,7 +442,7 @@ def calibrate(
         return
     console.print(
         f"{model_id}: {len(found)} faces of {len(keys)} images, {table.impostor_pairs} impostor "
-        f"and {table.genuine_pairs} genuine pairs -> {path}"
+        f"and {table.genuine_pairs} genuine pairs -> {where}"
     )
     for row in rows:
         console.print(
@@ -474,7 +515,7 @@ def demographics(
     as_json: JsonOpt = False,
 ) -> None:
     """Error rates by demographic group: FMR (same- and cross-group), FNMR, detection."""
-    from facetrace.evaluation.calibration import decision_threshold, load_calibration
+    from facetrace.evaluation.calibration import decision_threshold
     from facetrace.evaluation.demographics import evaluate_demographics, read_labels
     from facetrace.evaluation.pairs import describe_all
 
@@ -490,7 +531,7 @@ def demographics(
         raise UsageError(f"--images {images} is not a folder")
     label_set = read_labels(labels, [g.strip() for g in groups.split(",")] if groups else None)
     describer = _describer(settings, variant, cache, fallback)
-    table = load_calibration(describer.embedder.model_id, settings.home)
+    table = _load_calibration(settings, describer.embedder.model_id)
     if fmr is not None:
         settings = settings.model_copy(update={"match_fmr": fmr})
     target = settings.match_fmr
@@ -550,7 +591,7 @@ def _store_worst_group(
     out: Path | None,
     command: str,
 ) -> dict[str, Any]:
-    from facetrace.evaluation.calibration import MIN_GROUP_ERRORS, Calibration, user_table_path
+    from facetrace.evaluation.calibration import MIN_GROUP_ERRORS, Calibration
     from facetrace.evaluation.demographics import (
         COMBINE,
         groupings,
@@ -562,8 +603,7 @@ def _store_worst_group(
     by_name = {g.name: g for g in groupings(label_set)}
     if wanted not in by_name:
         raise UsageError(f"--calibrate names no grouping of this run; one of {', '.join(by_name)}")
-    path = out if out is not None else user_table_path(settings.home, model_id)
-    base = Calibration.load(path) if path.is_file() else table
+    base = Calibration.load(out) if out is not None and out.is_file() else table
     if base is None:
         raise UsageError("this model has no calibration table to extend: run 'eval calibrate'")
     curve = worst_group_curve(
@@ -574,9 +614,9 @@ def _store_worst_group(
         grouping=wanted,
         command=command,
     )
-    base.with_worst_group(curve).save(path)
+    where = _save_calibration(settings, base.with_worst_group(curve), out)
     return {
-        "table": str(path),
+        "table": where,
         "grouping": wanted,
         "groups": curve.extra["group_pairs"],
         "worst_group_threshold_at_target": round(curve.threshold_at(report.target_fmr), 4),

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from facetrace.config import FmrScope, Settings
 from facetrace.errors import ConfigError, UsageError
+from facetrace.store.blobs import CALIBRATION, BlobStore
 
 FORMAT_VERSION = 1
 MIN_GROUP_ERRORS = 10
@@ -238,12 +239,36 @@ def build_calibration(
 
 
 def user_table_path(home: Path, model_id: str) -> Path:
-    """Where ``facetrace eval calibrate`` writes a model's table in a gallery home."""
-    return home / "calibration" / table_name(model_id)
+    """Where galleries made before the blob store kept a model's table (read still)."""
+    return home / CALIBRATION / table_name(model_id)
 
 
-def load_calibration(model_id: str, home: Path | None = None) -> Calibration | None:
-    """The table for ``model_id``: the home's, else the packaged one, else None."""
+def table_blob(model_id: str) -> str:
+    """The blob name of a gallery's own table for ``model_id``."""
+    return f"{CALIBRATION}/{table_name(model_id)}"
+
+
+def save_calibration(table: Calibration, blobs: BlobStore) -> str:
+    """Make ``table`` the gallery's own for its model, where every node reads it (the
+    blob store: the database with PostgreSQL); returns where it is."""
+    name = table_blob(table.model_id)
+    blobs.put({name: (json.dumps(table.to_dict(), indent=1) + "\n").encode()})
+    return blobs.locate(name)
+
+
+def load_calibration(
+    model_id: str, home: Path | None = None, blobs: BlobStore | None = None
+) -> Calibration | None:
+    """The table for ``model_id``: the gallery's own (in ``blobs``, else in an older
+    gallery's ``home``), else the packaged one, else None."""
+    if blobs is not None:
+        data = blobs.get(table_blob(model_id))
+        if data is not None:
+            try:
+                return Calibration.from_dict(json.loads(data))
+            except (ValueError, KeyError, TypeError) as exc:
+                where = blobs.locate(table_blob(model_id))
+                raise ConfigError(f"cannot read calibration table {where}: {exc}") from exc
     if home is not None:
         path = user_table_path(home, model_id)
         if path.is_file():

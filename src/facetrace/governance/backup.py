@@ -7,6 +7,7 @@ deleted person back.
   even while another process writes (WAL);
 - ``thumbs/...``: the thumbnails the snapshot refers to, as files whichever blob store
   held them (the snapshot's own ``blobs`` table is emptied, so each is kept once);
+- ``calibration/...``: the gallery's own calibration tables, as files likewise;
 - ``index/...``: the vector index files of its last saved generation, when they can be
   read whole. The index is derived, so a restore re-adds whatever it lacks from the
   store and removes what the store does not hold;
@@ -36,7 +37,7 @@ from facetrace.events import PLATFORM_ORG, BackupMade, GalleryRestored
 from facetrace.governance.access import Action, Actor, require
 from facetrace.governance.audit import AuditLog
 from facetrace.governance.repository import GovernanceStore
-from facetrace.store.blobs import DatabaseBlobs, is_name
+from facetrace.store.blobs import CALIBRATION, THUMBS, DatabaseBlobs, is_name
 from facetrace.store.repository import Store, translates_store_errors
 from facetrace.vision.dlib_resnet import file_sha256
 
@@ -154,19 +155,26 @@ def backup(engine: FaceTrace, actor: Actor, dest: Path) -> BackupManifest:
     snapshot = Store.open(f"sqlite:///{(dest / DB).resolve()}")
     try:
         head = AuditLog(snapshot.engine).head()
-        # Each thumbnail is kept once, as a file, whichever store held it: read from the
+        # Each thumbnail and calibration table is kept once, as a file, whichever store
+        # held it: read from the
         # snapshot's own blobs table where it has it (then emptied), else from the
         # gallery's store. A restore puts them where its settings say.
         in_snapshot = DatabaseBlobs(snapshot.engine)
-        missing = 0
-        for name in sorted(snapshot.thumbnails()):
+
+        def keep(name: str) -> bool:
             data = in_snapshot.get(name) or engine.blobs.get(name)
-            if data is not None:
-                (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                (dest / name).write_bytes(data)
-            else:
-                missing += 1  # deleted after the snapshot (a takedown running alongside)
-        if in_snapshot.delete(in_snapshot.names()):
+            if data is None:
+                return False
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(data)
+            return True
+
+        # A thumbnail is missing when it was deleted after the snapshot (a takedown
+        # running alongside).
+        missing = sum(not keep(name) for name in sorted(snapshot.thumbnails()))
+        for name in sorted(in_snapshot.names(CALIBRATION) | engine.blobs.names(CALIBRATION)):
+            keep(name)
+        if in_snapshot.delete(in_snapshot.names(THUMBS) | in_snapshot.names(CALIBRATION)):
             GovernanceStore(snapshot.engine).scrub()
     finally:
         snapshot.close()

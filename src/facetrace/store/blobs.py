@@ -1,9 +1,13 @@
 """Blobs: the bytes a gallery keeps beside its rows, behind one interface.
 
-Today the only blobs are face thumbnails (a JPEG of ``thumbnail_px`` a side, a few KB).
 A blob's name is a relative POSIX path whose first part says what it is:
-``thumbs/<sha[:2]>/<sha>_<i>.jpg`` is the thumbnail of face ``i`` of the photo with that
-SHA-256, and ``faces.thumbnail`` holds it. :func:`open_blobs` is the one place that
+
+- ``thumbs/<sha[:2]>/<sha>_<i>.jpg``: the thumbnail of face ``i`` of the photo with that
+  SHA-256 (a JPEG of ``thumbnail_px`` a side, a few KB); ``faces.thumbnail`` holds it;
+- ``calibration/<table>.json``: a model's distance -> false-match-rate table made by
+  ``facetrace eval calibrate`` (:mod:`facetrace.evaluation.calibration`), which every
+  process that searches must read.
+ :func:`open_blobs` is the one place that
 picks where blobs live, from :attr:`Settings.blob_store <facetrace.config.Settings>`
 (why: docs/blobs.md):
 
@@ -34,7 +38,10 @@ from facetrace.store import schema
 THUMBS = "thumbs"
 """First part of every thumbnail's name (and the folder that holds them)."""
 
-KINDS = (THUMBS,)
+CALIBRATION = "calibration"
+"""First part of a calibration table's name."""
+
+KINDS = (THUMBS, CALIBRATION)
 """What a blob's name may start with."""
 
 _BATCH = 500
@@ -61,7 +68,7 @@ def thumbnail_name(sha256: str, i: int) -> str:
 def _checked(blobs: Mapping[str, bytes]) -> list[str]:
     bad = [n for n in blobs if not is_name(n)]
     if bad:
-        raise ValueError(f"not a blob name: {bad[0]!r} (expected {THUMBS}/...)")
+        raise ValueError(f"not a blob name: {bad[0]!r} (expected one of {KINDS} then /...)")
     return sorted(blobs)
 
 
@@ -91,9 +98,9 @@ class BlobStore(Protocol):
         Returns how many existed."""
         ...
 
-    def names(self) -> set[str]:
-        """Every stored blob's name (a folder's half-written files included), for
-        finding the ones no row refers to."""
+    def names(self, kind: str = THUMBS) -> set[str]:
+        """The names of every stored blob of ``kind`` (a folder's half-written files
+        included), for finding the ones no row refers to."""
         ...
 
     def locate(self, name: str) -> str:
@@ -160,15 +167,11 @@ class FolderBlobs:
                 wiped += 1
         return wiped
 
-    def names(self) -> set[str]:
-        found: set[str] = set()
-        for kind in KINDS:
-            folder = self.root / kind
-            if folder.is_dir():
-                found |= {
-                    p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file()
-                }
-        return found
+    def names(self, kind: str = THUMBS) -> set[str]:
+        folder = self.root / kind
+        if kind not in KINDS or not folder.is_dir():
+            return set()
+        return {p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file()}
 
     def locate(self, name: str) -> str:
         return str(self.root / name)
@@ -220,9 +223,11 @@ class DatabaseBlobs:
                 deleted += conn.execute(delete(b).where(b.c.name.in_(chunk))).rowcount
         return deleted
 
-    def names(self) -> set[str]:
+    def names(self, kind: str = THUMBS) -> set[str]:
+        b = schema.blobs
         with self.engine.connect() as conn:
-            return set(conn.execute(select(schema.blobs.c.name)).scalars())
+            query = select(b.c.name).where(b.c.name.startswith(f"{kind}/", autoescape=True))
+            return set(conn.execute(query).scalars())
 
     def locate(self, name: str) -> str:
         return f"database:{name}"
