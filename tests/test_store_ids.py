@@ -176,7 +176,7 @@ def test_gallery_made_before_alembic_upgrades_in_place_and_keeps_its_photos(
     store = Store.open(f"sqlite:///{db}")  # stamped at 15, then revision 16 runs
     assert "AUTOINCREMENT" in _ddl(db, "photos").upper()
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0019"
         for table, n in counts.items():
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == n
         assert conn.execute(text("PRAGMA foreign_key_check")).all() == []

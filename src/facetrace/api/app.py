@@ -162,7 +162,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = FaceTrace.open(settings, analyzer=analyzer)
-        rt = Runtime(engine, settings, Limits.from_settings(settings))
+        rt = Runtime(engine, settings, Limits.from_settings(settings, engine.store.engine))
         app.state.runtime = rt
         rt.start_tasks()
         try:

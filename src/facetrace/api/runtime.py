@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import Request, Response
+from sqlalchemy import Engine
 
 from facetrace.api.errors import Unauthenticated
-from facetrace.api.security import RateLimiter, bearer_token
+from facetrace.api.security import RateLimiter, SharedRateLimiter, bearer_token, rate_limiter
 from facetrace.app import FaceTrace, ProbePhoto
 from facetrace.config import Settings
 from facetrace.errors import AccessDeniedError
@@ -28,6 +29,9 @@ log = logging.getLogger("facetrace.api")
 
 T = TypeVar("T")
 
+Limiter = RateLimiter | SharedRateLimiter
+"""A limiter of this process, or one every API process shares."""
+
 SESSION_COOKIE = "facetrace_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,22 +39,24 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass
 class Limits:
-    """The process's rate limiters, one per kind of request."""
+    """The rate limiters, one per kind of request: this process's, or on PostgreSQL
+    shared by every API process (see :func:`~facetrace.api.security.rate_limiter`)."""
 
-    search_per_key: RateLimiter
-    search_per_address: RateLimiter
-    optout_per_address: RateLimiter
-    signin_per_address: RateLimiter
-    signin_per_name: RateLimiter
+    search_per_key: Limiter
+    search_per_address: Limiter
+    optout_per_address: Limiter
+    signin_per_address: Limiter
+    signin_per_name: Limiter
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: Settings, engine: Engine) -> Limits:
+        """Limits at ``settings``' rates, over the metadata database ``engine``."""
         return cls(
-            search_per_key=RateLimiter(settings.api_search_rate),
-            search_per_address=RateLimiter(settings.api_address_rate),
-            optout_per_address=RateLimiter(settings.api_optout_rate),
-            signin_per_address=RateLimiter(settings.api_signin_rate),
-            signin_per_name=RateLimiter(settings.api_signin_rate),
+            search_per_key=rate_limiter(engine, "search-key", settings.api_search_rate),
+            search_per_address=rate_limiter(engine, "search-address", settings.api_address_rate),
+            optout_per_address=rate_limiter(engine, "optout-address", settings.api_optout_rate),
+            signin_per_address=rate_limiter(engine, "signin-address", settings.api_signin_rate),
+            signin_per_name=rate_limiter(engine, "signin-name", settings.api_signin_rate),
         )
 
 

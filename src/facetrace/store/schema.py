@@ -13,6 +13,7 @@ rebuilds from it after a crash.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -177,3 +178,16 @@ blobs = Table(
 )
 """Blobs kept in the metadata database (``blob_store = database``); see
 :class:`facetrace.store.blobs.DatabaseBlobs`."""
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    # What is limited (search per key, sign-in per address...) and the SHA-256 of whom.
+    Column("scope", String(40), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated", Float, nullable=False),  # seconds since the epoch
+    Column("allowed", Boolean, nullable=False),  # the last request's answer
+)
+"""Token buckets that every API process shares (rate limits on PostgreSQL); see
+:class:`facetrace.api.security.SharedRateLimiter`."""
