@@ -126,7 +126,8 @@ class FaceTrace:
         self.events: EventSink = events if events is not None else AuditLog(store.engine)
         self.home = settings.home
         self.blobs: BlobStore = blobs if blobs is not None else open_blobs(settings, store.engine)
-        """Where thumbnails live (``settings.blob_store``); faces name them."""
+        """Where thumbnails (faces name them) and calibration tables live
+        (``settings.blob_store``)."""
 
     @classmethod
     def open(

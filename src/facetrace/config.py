@@ -93,9 +93,9 @@ class Settings(BaseSettings):
     )
     blob_store: BlobStoreKind = Field(
         default=BlobStoreKind.AUTO,
-        description="Where thumbnails live: 'folder' (files under blob_dir), 'database' (the "
-        "metadata database's blobs table, which every node reaches) or 'auto' (database "
-        "with PostgreSQL, folder with SQLite). See docs/blobs.md.",
+        description="Where thumbnails and calibration tables live: 'folder' (files under "
+        "blob_dir), 'database' (the metadata database's blobs table, which every node "
+        "reaches) or 'auto' (database with PostgreSQL, folder with SQLite). See docs/blobs.md.",
     )
     blob_dir: Path | None = Field(
         default=None,

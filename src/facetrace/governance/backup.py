@@ -156,9 +156,9 @@ def backup(engine: FaceTrace, actor: Actor, dest: Path) -> BackupManifest:
     try:
         head = AuditLog(snapshot.engine).head()
         # Each thumbnail and calibration table is kept once, as a file, whichever store
-        # held it: read from the
-        # snapshot's own blobs table where it has it (then emptied), else from the
-        # gallery's store. A restore puts them where its settings say.
+        # held it: read from the snapshot's own blobs table where it has it (then
+        # emptied), else from the gallery's store. A restore puts them where its
+        # settings say.
         in_snapshot = DatabaseBlobs(snapshot.engine)
 
         def keep(name: str) -> bool:

@@ -96,10 +96,7 @@ class RayAnalysis:
         Raises :class:`ClusterError` when it cannot connect, the cluster has no CPUs, or
         fewer worker nodes than ``nodes``.
         """
-        # A driver connected to the GCS prints the cluster's error messages ("(raylet) A
-        # worker died...") on stdout, where they would break `ingest --json`: they are
-        # diagnostics, so they go to stderr while connected.
-        with contextlib.redirect_stdout(sys.stderr), _connected(address) as ray:
+        with _connected(address) as ray:
             if nodes is None:
                 cpus = int(ray.cluster_resources().get("CPU", 0))
                 node_ids = None
@@ -129,20 +126,25 @@ def node_cpus(address: str) -> list[int]:
 @contextmanager
 def _connected(address: str) -> Iterator[Any]:
     """The ``ray`` module, connected to the cluster at ``address`` for the ``with``
-    block (or already connected, and then left so)."""
+    block (or already connected, and then left so).
+
+    A driver connected to the GCS prints the cluster's error messages ("(raylet) A
+    worker died...") on stdout, where they would break ``--json`` output: they are
+    diagnostics, so they go to stderr while connected."""
     if address != "auto" and not _ADDRESS.fullmatch(address):
         raise ClusterError(
             f"--cluster {address!r}: expected 'auto', 'ray://HOST:PORT' or 'HOST:PORT'"
         )
     ray = _import_ray()
-    owned = not ray.is_initialized()
-    if owned:
-        _init(ray, address)
-    try:
-        yield ray
-    finally:
+    with contextlib.redirect_stdout(sys.stderr):
+        owned = not ray.is_initialized()
         if owned:
-            ray.shutdown()
+            _init(ray, address)
+        try:
+            yield ray
+        finally:
+            if owned:
+                ray.shutdown()
 
 
 def _worker_nodes(ray: Any) -> list[dict[str, Any]]:
