@@ -1,15 +1,20 @@
-"""Connecting to a cluster, with a stand-in for the ``ray`` module (no cluster needed)."""
+"""Connecting to a cluster and settling its tasks, with stand-ins for the ``ray`` module
+and its remote functions (no cluster needed)."""
 
 from __future__ import annotations
 
 import sys
 from concurrent.futures import Future
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
+import ray.exceptions as ray_errors
 
+from facetrace import Settings
 from facetrace.errors import ClusterError, MissingDependencyError
 from facetrace.ingest import cluster
-from facetrace.ingest.tasks import PhotoAnalysis
+from facetrace.ingest.tasks import PhotoAnalysis, PhotoTask
 
 
 class FakeRay:
@@ -50,10 +55,7 @@ def test_an_unreachable_cluster_is_not_tried_again() -> None:
 
 
 def test_a_lost_task_is_a_one_line_cluster_error() -> None:
-    remote: Future[PhotoAnalysis] = Future()
-    translated = cluster._translated(remote)
-    remote.set_exception(RuntimeError("Task failed: the node died.\n  traceback..."))
-    error = translated.exception()
+    error = cluster._cluster_error(RuntimeError("Task failed: the node died.\n  traceback..."))
     assert isinstance(error, ClusterError)
     assert str(error) == "failed on the Ray cluster: Task failed: the node died."
 
@@ -67,12 +69,62 @@ class TaskError(Exception):
 
 
 def test_an_error_the_task_raised_is_told_by_its_own_message() -> None:
-    remote: Future[PhotoAnalysis] = Future()
-    translated = cluster._translated(remote)
-    remote.set_exception(TaskError(ValueError("1 validation error for Settings\nextra")))
-    assert str(translated.exception()) == (
-        "failed on the Ray cluster: 1 validation error for Settings"
+    error = cluster._cluster_error(TaskError(ValueError("1 validation error for Settings\nx")))
+    assert str(error) == "failed on the Ray cluster: 1 validation error for Settings"
+
+
+class FlakyRemote:
+    """A Ray remote function whose first runs end with the given errors, in turn."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.runs = 0
+
+    def remote(self, *_: object) -> SimpleNamespace:
+        self.runs += 1
+        done: Future[PhotoAnalysis] = Future()
+        if self.failures:
+            done.set_exception(self.failures.pop(0))
+        else:
+            done.set_result(PhotoAnalysis(key="photo.jpg", sha256="ab"))
+        return SimpleNamespace(future=lambda: done)  # an ObjectRef
+
+
+def _analyse(remote: FlakyRemote) -> Future[PhotoAnalysis]:
+    ray = SimpleNamespace(
+        put=lambda value: value, remote=lambda **_: lambda _: remote, exceptions=ray_errors
     )
+    analysis = cluster.RayAnalysis(ray, Settings(), cpus=1)
+    task = PhotoTask(key="photo.jpg", origin="photo.jpg", collected_at=datetime.now(UTC))
+    out = analysis.submit(task, b"jpeg")
+    out.exception(timeout=10)
+    analysis._resubmitter.shutdown(wait=True)
+    return out
+
+
+def test_a_task_ray_gave_up_for_a_lost_node_is_submitted_again() -> None:
+    # Ray does not retry a task whose raylet died under it (ray-project/ray#20859).
+    remote = FlakyRemote(ray_errors.LocalRayletDiedError(), ray_errors.NodeDiedError("gone"))
+    assert _analyse(remote).result().sha256 == "ab"
+    assert remote.runs == 3
+
+
+def test_a_node_lost_every_time_ends_as_the_item_error() -> None:
+    remote = FlakyRemote(*[ray_errors.LocalRayletDiedError()] * (cluster.RESUBMITS + 1))
+    error = _analyse(remote).exception()
+    assert str(error) == (
+        "failed on the Ray cluster: The task's local raylet died. "
+        "Check raylet.out for more information."
+    )
+    assert remote.runs == cluster.RESUBMITS + 1
+
+
+def test_an_error_of_the_photo_is_not_submitted_again() -> None:
+    remote = FlakyRemote(TaskError(ValueError("cannot identify image file")))
+    assert str(_analyse(remote).exception()) == (
+        "failed on the Ray cluster: cannot identify image file"
+    )
+    assert remote.runs == 1
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -151,11 +151,12 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
             [photos], source=SOURCE, cluster=ray_cluster.address, on_item=on_item
         )
         if summary.errors:
-            # Ray re-runs a dead node's tasks elsewhere once the node is declared dead;
-            # on a loaded machine the driver has been seen not to learn it, and then the
+            # Ray re-runs a dead node's tasks elsewhere once the node is declared dead
+            # (and the driver submits again those Ray gives up on); on a loaded machine the driver has been seen not to learn it, and then the
             # analyses in flight stall. They are the items' errors, and a resume runs
             # them: nothing is lost or stored twice either way.
-            assert all("no analysis came back" in e.error for e in summary.errors)
+            errors = [e.error for e in summary.errors]
+            assert all("no analysis came back" in e for e in errors), errors
             ray_cluster.wait_for_cpus(1)
             summary = gallery.resume_job(summary.job_id or 0, cluster=ray_cluster.address)
     finally:

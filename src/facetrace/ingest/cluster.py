@@ -12,10 +12,12 @@ from the installed packages. A worker caches the converted descriptor model unde
 ``<temp dir>/facetrace-worker`` on its node.
 
 A task whose worker or node dies is run again elsewhere by Ray (up to
-:data:`MAX_RETRIES` times); if it still cannot run, its future holds a
-:class:`~facetrace.errors.ClusterError` and the photo is that item's error, which
-``facetrace jobs resume`` retries. Nothing is committed from a worker, so a lost node
-cannot leave a half-written or duplicated photo.
+:data:`MAX_RETRIES` times). Some losses Ray does not retry: a task whose node's raylet
+was killed while it was being placed there fails with ``LocalRayletDiedError``. Such a
+task is submitted again from here (up to :data:`RESUBMITS` times). If it still cannot
+run, its future holds a :class:`~facetrace.errors.ClusterError` and the photo is that
+item's error, which ``facetrace jobs resume`` retries. Nothing is committed from a
+worker, so a lost node cannot leave a half-written or duplicated photo.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +40,13 @@ from facetrace.errors import ClusterError, MissingDependencyError
 from facetrace.ingest.executors import TASKS_PER_WORKER
 from facetrace.ingest.tasks import PhotoAnalysis, PhotoTask, init_worker, run_in_worker
 
+log = logging.getLogger(__name__)
+
 MAX_RETRIES = 3
 """Times Ray runs a task again after its worker process or node died."""
+RESUBMITS = 3
+"""Times an analysis is submitted again after Ray gave it up for a lost node or worker
+(an error Ray does not retry itself, such as ``LocalRayletDiedError``)."""
 NODE_ID_LABEL = "ray.io/node-id"
 """The label Ray gives every node: its id."""
 CONNECT_ATTEMPTS = 3
@@ -81,6 +88,17 @@ class RayAnalysis:
         if node_ids is not None:  # Ray's own node labels choose the nodes
             options["label_selector"] = {NODE_ID_LABEL: f"in({','.join(node_ids)})"}
         self._remote = ray.remote(**options)(_analyse_on_worker)
+        errors = ray.exceptions
+        self._lost = (
+            errors.LocalRayletDiedError,
+            errors.NodeDiedError,
+            errors.WorkerCrashedError,
+            errors.ObjectLostError,
+        )
+        """Failures of the cluster, not of the photo: worth another try."""
+        # Resubmissions run here, never on the thread that settles a Ray future (Ray
+        # Client settles them on the thread that would have to answer the submission).
+        self._resubmitter = ThreadPoolExecutor(1, thread_name_prefix="facetrace-resubmit")
 
     @classmethod
     @contextmanager
@@ -104,16 +122,47 @@ class RayAnalysis:
                 cpus, node_ids = _first_nodes(ray, address, nodes)
             if cpus < 1:
                 raise ClusterError(f"the Ray cluster at {address!r} has no CPUs to work on")
-            yield cls(ray, settings, cpus, node_ids)
+            analysis = cls(ray, settings, cpus, node_ids)
+            try:
+                yield analysis
+            finally:
+                analysis._resubmitter.shutdown(wait=True, cancel_futures=True)
 
     @property
     def capacity(self) -> int:
         return self._cpus * TASKS_PER_WORKER
 
     def submit(self, task: PhotoTask, data: bytes) -> Future[PhotoAnalysis]:
+        out: Future[PhotoAnalysis] = Future()
+        self._attempt(out, task, data, RESUBMITS)
+        return out
+
+    def _attempt(
+        self, out: Future[PhotoAnalysis], task: PhotoTask, data: bytes, resubmits: int
+    ) -> None:
+        """Run the analysis on the cluster and settle ``out`` with its result, or with a
+        one-line :class:`ClusterError` instead of Ray's error (a lost node or worker, or
+        what the task raised: a version mismatch, say), after ``resubmits`` more tries
+        for a lost node or worker."""
         # The bytes travel once, as ``data``.
         ref = self._remote.remote(self._settings, replace(task, data=None), data)
-        return _translated(ref.future())
+
+        def settle(done: Future[PhotoAnalysis]) -> None:
+            if out.cancelled():  # the pipeline gave up waiting for it
+                return
+            exc = done.exception()
+            if exc is not None and resubmits > 0 and isinstance(exc, self._lost):
+                log.warning("%s: %s; submitted again", task.key, _first_line(exc))
+                with contextlib.suppress(RuntimeError):  # shut down: the job is over
+                    self._resubmitter.submit(self._attempt, out, task, data, resubmits - 1)
+                    return
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                if exc is None:
+                    out.set_result(done.result())
+                else:
+                    out.set_exception(_cluster_error(exc))
+
+        ref.future().add_done_callback(settle)
 
 
 def node_cpus(address: str) -> list[int]:
@@ -190,24 +239,13 @@ def _init(ray: Any, address: str) -> None:
             ) from exc
 
 
-def _translated(remote: Future[PhotoAnalysis]) -> Future[PhotoAnalysis]:
-    """``remote``'s result, or a one-line :class:`ClusterError` instead of Ray's error
-    (a lost node or worker, or what the task raised: a version mismatch, say)."""
-    out: Future[PhotoAnalysis] = Future()
-
-    def settle(done: Future[PhotoAnalysis]) -> None:
-        exc = done.exception()
-        if exc is None:
-            out.set_result(done.result())
-            return
-        cause = getattr(exc, "cause", None)  # a RayTaskError: what the task raised
-        reason = _first_line(cause if isinstance(cause, BaseException) else exc)
-        error = ClusterError(f"failed on the Ray cluster: {reason}")
-        error.__cause__ = exc
-        out.set_exception(error)
-
-    remote.add_done_callback(settle)
-    return out
+def _cluster_error(exc: BaseException) -> ClusterError:
+    """Ray's error as one line."""
+    cause = getattr(exc, "cause", None)  # a RayTaskError: what the task raised
+    reason = _first_line(cause if isinstance(cause, BaseException) else exc)
+    error = ClusterError(f"failed on the Ray cluster: {reason}")
+    error.__cause__ = exc
+    return error
 
 
 # --- worker-process side ------------------------------------------------------
