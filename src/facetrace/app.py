@@ -558,13 +558,14 @@ class FaceTrace:
         org: int = PLATFORM_ORG,
         cluster: str | None = None,
     ) -> IngestSummary:
-        """Finish an interrupted ingest job of ``org``'s: items already done are skipped
-        unread. Another organisation's job is not found."""
+        """Finish an interrupted ingest job of ``org``'s, or retry the items a finished
+        one could not store (an analysis that never came back, a file unreadable then):
+        items already done are skipped unread. Another organisation's job is not found."""
         job = self.store.job(job_id)
         if job is None or job.owner_org != org:
             raise NotFoundError(f"no ingest job {job_id}")
-        if job.status == JobStatus.COMPLETED:
-            raise UsageError(f"job {job_id} already completed")
+        if job.status == JobStatus.COMPLETED and not job.item_counts.get("error"):
+            raise UsageError(f"job {job_id} already completed, with no item errors to retry")
         record = self.source(job.source, org)
         paths = [Path(p) for p in job.spec["paths"]]
         skip = frozenset(self.store.job_done_keys(job_id))

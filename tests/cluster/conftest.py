@@ -130,6 +130,34 @@ class RayCluster:
             time.sleep(0.5)
         raise RuntimeError(f"the cluster did not reach {cpus} CPUs")
 
+    def node_id(self, group: int) -> str:
+        """The Ray node id of the worker node whose process group is ``group`` (its
+        raylet's ``--node_id``)."""
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(proc.name)) != group:
+                    continue
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            if args[0].endswith(b"/raylet"):
+                for arg in args:
+                    if arg.startswith(b"--node_id="):
+                        return arg.removeprefix(b"--node_id=").decode()
+        raise RuntimeError(f"no raylet in process group {group}")
+
+    def worker_apart_from(self, node_id: str) -> int:
+        """A worker node other than the one with ``node_id``: its process group id.
+
+        Every node here has the machine's address, and a driver attaches to a node at its
+        own address: Ray picks one of the worker nodes. Killing that one kills the
+        driver's own raylet, which a real layout never does to a running job (a driver
+        runs on the head's machine, on a machine of its own with Ray Client, or dies with
+        its node: the driver-killed test)."""
+        return next(g for g in reversed(self.workers) if self.node_id(g) != node_id)
+
     def kill_worker(self, group: int) -> None:
         """SIGKILL a worker node: its raylet, its agents and its worker processes at once."""
         self._kill(group)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import ray
 from sqlalchemy import Engine, create_engine, text
 from typer.testing import CliRunner
 
@@ -137,13 +138,15 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
     kill_after: int,
 ) -> None:
     gallery = cluster_gallery
-    victim = ray_cluster.workers[-1]
+    killed: list[int] = []
     done: list[ItemOutcome] = []
 
     def on_item(outcome: ItemOutcome) -> None:
         done.append(outcome)
         if len(done) == kill_after:  # both nodes busy, a few tasks each in flight
-            ray_cluster.kill_worker(victim)
+            driver_node = ray.get_runtime_context().get_node_id()
+            killed.append(ray_cluster.worker_apart_from(driver_node))
+            ray_cluster.kill_worker(killed[0])
 
     gallery.settings.analysis_stall_seconds = STALL_SECONDS
     try:
@@ -152,18 +155,20 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
         )
         if summary.errors:
             # Ray re-runs a dead node's tasks elsewhere once the node is declared dead
-            # (and the driver submits again those Ray gives up on); on a loaded machine the driver has been seen not to learn it, and then the
-            # analyses in flight stall. They are the items' errors, and a resume runs
-            # them: nothing is lost or stored twice either way.
+            # (and the driver submits again those Ray gives up on). On a loaded machine
+            # the driver has been seen not to learn it, and then the analyses in flight
+            # stall: they are the items' errors, and a resume runs them. Nothing is lost
+            # or stored twice either way.
             errors = [e.error for e in summary.errors]
             assert all("no analysis came back" in e for e in errors), errors
             ray_cluster.wait_for_cpus(1)
             summary = gallery.resume_job(summary.job_id or 0, cluster=ray_cluster.address)
     finally:
-        if victim in ray_cluster.workers:
-            ray_cluster.kill_worker(victim)
+        if not killed:  # the job ended first
+            ray_cluster.kill_worker(ray_cluster.workers[-1])
         ray_cluster.wait_for_cpus(1)
         ray_cluster.add_worker()  # the next test gets two nodes again
+    assert killed, "the job ended before a node was killed"
 
     assert summary.errors == ()
     job = gallery.store.job(summary.job_id or 0)

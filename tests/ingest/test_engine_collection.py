@@ -12,6 +12,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from facetrace import FaceTrace, Settings, SourceBlockedError
+from facetrace.errors import UsageError
 from tests.conftest import FR
 from tests.ingest.conftest import LocalServer
 
@@ -135,6 +136,29 @@ def test_interrupted_job_resumes_without_rereading_done_items(
         assert resumed.photos_seen == 2  # only the two items not yet done
         assert ft.store.job(job.id).status == "completed"  # type: ignore[union-attr]
         assert ft.stats().photos == 4
+
+
+def test_a_finished_job_retries_its_item_errors_only(net_gallery: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "obama.jpg").write_bytes(OBAMA)
+    (folder / "biden.jpg").write_bytes(BIDEN[: len(BIDEN) // 3])  # cut short in transfer
+    with _open(net_gallery) as ft:
+        first = ft.ingest([folder], source="web", workers=1)
+        assert [Path(e.item).name for e in first.errors] == ["biden.jpg"]
+        job = ft.store.job(first.job_id or 0)
+        assert job is not None and job.status == "completed"
+        assert job.item_counts == {"added": 1, "error": 1}
+
+        (folder / "biden.jpg").write_bytes(BIDEN)  # copied again, whole
+        again = ft.resume_job(job.id, workers=1)
+        assert (again.photos_seen, again.photos_added, again.errors) == (1, 1, ())
+        job = ft.store.job(job.id)
+        assert job is not None and job.status == "completed"
+        assert job.item_counts == {"added": 2}
+        assert ft.stats().photos == 2
+        with pytest.raises(UsageError, match="already completed, with no item errors"):
+            ft.resume_job(job.id, workers=1)
 
 
 def test_blocked_source_collects_nothing(net_gallery: Settings) -> None:

@@ -81,7 +81,8 @@ def resume(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Finish an interrupted job; items already done are skipped unread."""
+    """Finish an interrupted job, or retry a finished job's item errors; items already
+    done are skipped unread."""
     with opened(ctx) as engine:
         actor = actor_or_fail()
         summary = run_with_progress(
