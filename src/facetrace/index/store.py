@@ -109,12 +109,15 @@ class VectorStore:
                 self._fh.flush()
             if self._rows == 0:
                 return np.empty((0, self._dim), dtype=np.float32)
-            self._view = np.memmap(self._path, np.float32, "r", shape=(self._rows, self._dim))
+            mapped = np.memmap(self._path, np.float32, "r", shape=(self._rows, self._dim))
+            # A plain array over the mapping (which it keeps open): indexing a memmap
+            # subclass costs a few microseconds a call, and a search makes several.
+            self._view = np.asarray(mapped)
         return self._view[:n]
 
     def take(self, rows: npt.NDArray[np.int64]) -> FloatArray:
         """Gather rows (any shape of row numbers, all valid) -> ``rows.shape + (dim,)``."""
-        return np.asarray(self.view()[rows.ravel()]).reshape(*rows.shape, self._dim)
+        return self.view()[rows.ravel()].reshape(*rows.shape, self._dim)
 
     def sync(self) -> None:
         """Flush appended rows to stable storage (file stores)."""
