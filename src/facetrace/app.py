@@ -557,17 +557,21 @@ class FaceTrace:
         actor: str = "local",
         org: int = PLATFORM_ORG,
         cluster: str | None = None,
+        paths: Sequence[Path] | None = None,
     ) -> IngestSummary:
         """Finish an interrupted ingest job of ``org``'s, or retry the items a finished
         one could not store (an analysis that never came back, a file unreadable then):
-        items already done are skipped unread. Another organisation's job is not found."""
+        items already done are skipped unread. Another organisation's job is not found.
+
+        ``paths``: the job's inputs where this machine holds them, when they are not
+        where the machine that started the job had them (a URL list a task wrote)."""
         job = self.store.job(job_id)
         if job is None or job.owner_org != org:
             raise NotFoundError(f"no ingest job {job_id}")
         if job.status == JobStatus.COMPLETED and not job.item_counts.get("error"):
             raise UsageError(f"job {job_id} already completed, with no item errors to retry")
         record = self.source(job.source, org)
-        paths = [Path(p) for p in job.spec["paths"]]
+        paths = list(paths) if paths is not None else [Path(p) for p in job.spec["paths"]]
         skip = frozenset(self.store.job_done_keys(job_id))
         kind = InputKind(job.spec["kind"])
         self.store.set_job_status(job_id, JobStatus.RUNNING, self.clock())

@@ -9,12 +9,15 @@ empty home folder of its own (another node), both on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +219,71 @@ def test_a_task_is_claimed_once_and_again_only_after_its_lease(settings: Setting
         clock.advance(seconds=30)  # 75 s without a renewal: its runner died
         assert tasks.run(ft, queued.id, lease_seconds=60).status == "completed"
         assert not tasks.claim(ft, queued.id, lease_seconds=0)  # finished: never again
+
+
+@pytest.fixture
+def photo_server() -> Iterator[tuple[str, list[str]]]:
+    """The face_recognition fixtures over HTTP on loopback, and the photos requested."""
+    requested: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(FR), **kwargs)
+
+        def do_GET(self) -> None:
+            if self.path.endswith(".jpg"):  # not robots.txt
+                requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    server.shutdown()
+
+
+def test_a_url_task_left_by_a_dead_node_resumes_on_another_without_its_disk(
+    tmp_path: Path, database_url: str | None, photo_server: tuple[str, list[str]]
+) -> None:
+    server, requested = photo_server
+    shared_db = database_url or f"sqlite:///{tmp_path / 'shared.db'}"
+    node_a, node_b = (
+        Settings(home=tmp_path / n, workers=1, database_url=shared_db, allow_loopback=True)
+        for n in ("a", "b")
+    )
+    names = ["obama.jpg", "biden.jpg", "two_people.jpg"]
+    clock = Clock()
+
+    class Died(Exception):
+        pass
+
+    def die_after_one(outcome: object) -> None:
+        raise Died
+
+    with FaceTrace.open(node_a, clock=clock) as a:
+        a.add_source("web", lawful_basis="t")
+        urls = [f"{server}/{name}" for name in names]
+        task = tasks.submit(a, ADMIN, {"source": "web", "urls": urls}, kind=TaskKind.INGEST_URLS)
+        assert tasks.claim(a, task.id, lease_seconds=60)
+        # What node A's runner did before it died: the task's URL list in its home, and
+        # a job over it that stored the first photo.
+        listed = node_a.home / "tasks" / f"task-{task.id}.txt"
+        listed.parent.mkdir(parents=True)
+        listed.write_text("\n".join(urls) + "\n")
+        with pytest.raises(Died):
+            a.ingest([listed], source="web", on_item=die_after_one)
+    shutil.rmtree(node_a.home)  # node A and its disk are gone
+    assert requested == ["/obama.jpg"]
+
+    clock.advance(seconds=90)  # no renewal for longer than the lease: node A died
+    with FaceTrace.open(node_b, clock=clock) as b:
+        done = tasks.run(b, task.id, lease_seconds=60)
+        assert done.status == "completed", done
+        jobs = b.store.jobs()
+        assert len(jobs) == 1 and jobs[0].status == "completed"  # the same job, finished
+        assert jobs[0].item_counts == {"added": 3}
+        assert sorted(requested) == sorted(f"/{name}" for name in names)  # each fetched once
+        assert b.stats().photos == 3

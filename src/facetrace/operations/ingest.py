@@ -71,8 +71,10 @@ def resume(
     workers: int | None = None,
     on_item: OnItem | None = None,
     cluster: str | None = None,
+    paths: Sequence[Path] | None = None,
 ) -> IngestSummary:
-    """Finish an interrupted job; items already done are skipped unread."""
+    """Finish an interrupted job, or retry a finished job's item errors; items already
+    done are skipped unread. ``paths``: the job's inputs as this machine holds them."""
     require(engine, actor, Action.INGEST, f"job:{job_id}")
     return engine.resume_job(
         job_id,
@@ -81,6 +83,7 @@ def resume(
         actor=actor.label,
         org=actor.org_id,
         cluster=cluster,
+        paths=paths,
     )
 
 

@@ -290,20 +290,31 @@ def _ingest_urls(
     engine: FaceTrace, actor: Actor, request: dict[str, Any], task_id: int
 ) -> dict[str, Any]:
     """Fetch and ingest a URL list as an ingest job; a task interrupted mid-way resumes
-    its job (items already done are not fetched again)."""
+    its job (items already done are not fetched again), on whichever machine takes the
+    task over: the list is written again from the task's request, which the database
+    holds, so no machine needs another's disk."""
     from facetrace.operations import ingest
 
     folder = engine.home / "tasks"
     folder.mkdir(parents=True, exist_ok=True)
     urls = folder / f"task-{task_id}.txt"
+    urls.write_text("\n".join(str(u) for u in request["urls"]) + "\n")
     started = [
         j
         for j in engine.store.jobs(limit=1000)
-        if j.spec.get("paths") == [str(urls.resolve())] and j.status != JobStatus.COMPLETED
+        if j.status != JobStatus.COMPLETED and _is_list_of(j.spec.get("paths"), urls.name)
     ]
     if started:
-        summary = ingest.resume(engine, actor, started[0].id)
+        summary = ingest.resume(engine, actor, started[0].id, paths=[urls])
     else:
-        urls.write_text("\n".join(str(u) for u in request["urls"]) + "\n")
         summary = ingest.ingest(engine, actor, [Path(urls)], source=str(request["source"]))
     return summary.to_dict()
+
+
+def _is_list_of(paths: object, name: str) -> bool:
+    """Whether a job's inputs are a task's URL list (``tasks/<name>`` in some machine's
+    home)."""
+    if not isinstance(paths, list) or len(paths) != 1:
+        return False
+    path = Path(str(paths[0]))
+    return path.name == name and path.parent.name == "tasks"
