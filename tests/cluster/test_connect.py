@@ -83,6 +83,8 @@ class FlakyRemote:
     def remote(self, *_: object) -> SimpleNamespace:
         self.runs += 1
         done: Future[PhotoAnalysis] = Future()
+        if self.failures and isinstance(self.failures[0], ConnectionError):
+            raise self.failures.pop(0)  # the submission itself fails
         if self.failures:
             done.set_exception(self.failures.pop(0))
         else:
@@ -117,6 +119,12 @@ def test_a_node_lost_every_time_ends_as_the_item_error() -> None:
         "Check raylet.out for more information."
     )
     assert remote.runs == cluster.RESUBMITS + 1
+
+
+def test_a_resubmission_that_cannot_be_sent_ends_as_the_item_error() -> None:
+    remote = FlakyRemote(ray_errors.NodeDiedError("gone"), ConnectionError("client gone\nat"))
+    assert str(_analyse(remote).exception()) == "failed on the Ray cluster: client gone"
+    assert remote.runs == 2
 
 
 def test_an_error_of_the_photo_is_not_submitted_again() -> None:

@@ -154,7 +154,7 @@ class RayAnalysis:
             if exc is not None and resubmits > 0 and isinstance(exc, self._lost):
                 log.warning("%s: %s; submitted again", task.key, _first_line(exc))
                 with contextlib.suppress(RuntimeError):  # shut down: the job is over
-                    self._resubmitter.submit(self._attempt, out, task, data, resubmits - 1)
+                    self._resubmitter.submit(self._again, out, task, data, resubmits - 1)
                     return
             with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
                 if exc is None:
@@ -163,6 +163,17 @@ class RayAnalysis:
                     out.set_exception(_cluster_error(exc))
 
         ref.future().add_done_callback(settle)
+
+    def _again(
+        self, out: Future[PhotoAnalysis], task: PhotoTask, data: bytes, resubmits: int
+    ) -> None:
+        """:meth:`_attempt` on the resubmitting thread: a submission that fails (the
+        connection is gone, say) settles ``out`` rather than leaving it waiting."""
+        try:
+            self._attempt(out, task, data, resubmits)
+        except Exception as exc:
+            with contextlib.suppress(InvalidStateError):
+                out.set_exception(_cluster_error(exc))
 
 
 def node_cpus(address: str) -> list[int]:
