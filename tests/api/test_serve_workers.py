@@ -13,11 +13,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from facetrace.operations import tasks
 from facetrace.operations.tasks import TaskKind
 from tests.conftest import FR
 from tests.governance.conftest import ADMIN, Clock
+from tests.ingest.conftest import LocalServer
 
 MILVUS = os.environ.get("FACETRACE_TEST_MILVUS_URI")
 
@@ -222,40 +221,29 @@ def test_a_task_is_claimed_once_and_again_only_after_its_lease(settings: Setting
 
 
 @pytest.fixture
-def photo_server() -> Iterator[tuple[str, list[str]]]:
-    """The face_recognition fixtures over HTTP on loopback, and the photos requested."""
-    requested: list[str] = []
-
-    class Handler(SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(FR), **kwargs)
-
-        def do_GET(self) -> None:
-            if self.path.endswith(".jpg"):  # not robots.txt
-                requested.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    server.shutdown()
+def server() -> Iterator[LocalServer]:
+    srv = LocalServer()
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def test_a_url_task_left_by_a_dead_node_resumes_on_another_without_its_disk(
-    tmp_path: Path, database_url: str | None, photo_server: tuple[str, list[str]]
+    tmp_path: Path, database_url: str | None, server: LocalServer
 ) -> None:
-    server, requested = photo_server
     shared_db = database_url or f"sqlite:///{tmp_path / 'shared.db'}"
     node_a, node_b = (
         Settings(home=tmp_path / n, workers=1, database_url=shared_db, allow_loopback=True)
         for n in ("a", "b")
     )
     names = ["obama.jpg", "biden.jpg", "two_people.jpg"]
+    urls = [server.image(f"/{name}", (FR / name).read_bytes()) for name in names]
     clock = Clock()
+
+    def photos_fetched() -> list[str]:
+        return [path for path in server.paths() if path.endswith(".jpg")]  # not robots.txt
 
     class Died(Exception):
         pass
@@ -265,7 +253,6 @@ def test_a_url_task_left_by_a_dead_node_resumes_on_another_without_its_disk(
 
     with FaceTrace.open(node_a, clock=clock) as a:
         a.add_source("web", lawful_basis="t")
-        urls = [f"{server}/{name}" for name in names]
         task = tasks.submit(a, ADMIN, {"source": "web", "urls": urls}, kind=TaskKind.INGEST_URLS)
         assert tasks.claim(a, task.id, lease_seconds=60)
         # What node A's runner did before it died: the task's URL list in its home, and
@@ -276,7 +263,7 @@ def test_a_url_task_left_by_a_dead_node_resumes_on_another_without_its_disk(
         with pytest.raises(Died):
             a.ingest([listed], source="web", on_item=die_after_one)
     shutil.rmtree(node_a.home)  # node A and its disk are gone
-    assert requested == ["/obama.jpg"]
+    assert photos_fetched() == ["/obama.jpg"]
 
     clock.advance(seconds=90)  # no renewal for longer than the lease: node A died
     with FaceTrace.open(node_b, clock=clock) as b:
@@ -285,5 +272,5 @@ def test_a_url_task_left_by_a_dead_node_resumes_on_another_without_its_disk(
         jobs = b.store.jobs()
         assert len(jobs) == 1 and jobs[0].status == "completed"  # the same job, finished
         assert jobs[0].item_counts == {"added": 3}
-        assert sorted(requested) == sorted(f"/{name}" for name in names)  # each fetched once
+        assert sorted(photos_fetched()) == sorted(f"/{name}" for name in names)  # each once
         assert b.stats().photos == 3
